@@ -1,0 +1,95 @@
+"""
+Errors raised by hzreliable.
+
+Every error the library defines derives from one root::
+
+    HzReliableError
+     ├── TopicOverloadException      the ring is full and the policy refuses
+     ├── StaleSequenceException      a listener's next message is gone
+     │    └── TopicResetException    the topic was recreated underneath
+     ├── TopicConfigConflictError    ring settings differ from the stored ones
+     └── MessageDecodeError          an entry could not be decoded
+
+Misuse raises built-in errors instead: ``TypeError`` for an object of the
+wrong kind, ``ValueError`` for a bad value, ``RuntimeError`` for a call on a
+client that was shut down. Connection problems surface as redis-py's own
+``redis.exceptions.ConnectionError`` and ``TimeoutError``.
+"""
+
+from __future__ import annotations
+
+
+class HzReliableError(Exception):
+    """Root of every error defined by hzreliable."""
+
+
+class TopicOverloadException(HzReliableError):
+    """The ring is full and the overload policy (ERROR, or BLOCK past its
+    timeout) refused the message; nothing was stored."""
+
+    def __init__(self, topic: str, message: str) -> None:
+        super().__init__(message)
+        self.topic = topic
+
+
+class StaleSequenceException(HzReliableError):
+    """A listener's next sequence is no longer (or not yet) in the ring."""
+
+    def __init__(
+        self,
+        topic: str,
+        sequence: int,
+        head: int,
+        lost: int,
+        message: str | None = None,
+    ) -> None:
+        super().__init__(
+            message
+            or f"topic {topic!r}: sequence {sequence} is stale, the oldest "
+            f"retained message is {head} ({lost} lost)"
+        )
+        self.topic = topic
+        self.sequence = sequence
+        self.head = head
+        self.lost = lost
+
+
+class TopicResetException(StaleSequenceException):
+    """The topic was recreated (destroyed, flushed or lost by Redis) while a
+    listener was reading it; its sequences started again."""
+
+
+class TopicConfigConflictError(HzReliableError, ValueError):
+    """The topic exists in Redis with other ring settings than requested."""
+
+    def __init__(
+        self,
+        topic: str,
+        stored: tuple[int, float],
+        requested: tuple[int, float],
+    ) -> None:
+        super().__init__(
+            f"topic {topic!r} exists with capacity={stored[0]} and "
+            f"time_to_live={stored[1]}, not capacity={requested[0]} and "
+            f"time_to_live={requested[1]}; use the stored settings or "
+            f"destroy() the topic first"
+        )
+        self.topic = topic
+        self.stored = stored
+        self.requested = requested
+
+
+class MessageDecodeError(HzReliableError, ValueError):
+    """A stream entry could not be turned into a message (written by another
+    tool, or by a publisher with another codec)."""
+
+    def __init__(self, topic: str, sequence: int, reason: str) -> None:
+        super().__init__(
+            f"topic {topic!r}: cannot decode message {sequence}: {reason}"
+        )
+        self.topic = topic
+        self.sequence = sequence
+
+
+TopicOverloadError = TopicOverloadException
+StaleSequenceError = StaleSequenceException

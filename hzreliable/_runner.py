@@ -1,0 +1,160 @@
+"""The thread that delivers a topic's messages to one listener."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import TYPE_CHECKING, Any
+
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from ._errors import MessageDecodeError
+from ._listener import ReliableMessageListener
+from ._protocol import Cursor, RingState, after_id, as_text, decode_entry, sequence_of
+from ._retry import Backoff
+
+if TYPE_CHECKING:
+    from ._topic import ReliableTopicProxy
+
+logger = logging.getLogger(__name__)
+
+
+class ListenerRunner(threading.Thread):
+    """
+    Reads batches with a blocking XREAD and hands each message to the
+    listener, in order, one at a time, until stopped or ended.
+    """
+
+    def __init__(
+        self,
+        topic: ReliableTopicProxy,
+        registration_id: str,
+        listener: ReliableMessageListener[Any],
+        cursor: Cursor,
+    ) -> None:
+        super().__init__(
+            name=f"hzreliable-listener-{topic.name}-{registration_id[:8]}",
+            daemon=True,
+        )
+        self.topic = topic
+        self.registration_id = registration_id
+        self.listener = listener
+        self.cursor = cursor
+        self.stopping = threading.Event()
+        self.error: BaseException | None = None
+
+    def stop(self) -> None:
+        self.stopping.set()
+
+    def run(self) -> None:
+        try:
+            self.error = self._loop()
+        except Exception as error:  # noqa: BLE001 - reported, never swallowed
+            logger.exception("topic %r: listener runner failed", self.topic.name)
+            self.error = error
+        finally:
+            self.finish()
+
+    def _loop(self) -> BaseException | None:
+        topic = self.topic
+        backoff = Backoff(f"topic {topic.name!r}: listener read")
+        while not self.stopping.is_set():
+            try:
+                entries, epoch = self._read()
+                if not entries:
+                    state = RingState.parse(topic._state())
+            except (RedisConnectionError, RedisTimeoutError) as error:
+                if not backoff.wait(error, self.stopping):
+                    return None
+                continue
+            if backoff.failures:
+                backoff.reset()
+            if entries:
+                resets = self.cursor.resets
+                problem = self.cursor.check_epoch(epoch)
+                if problem is not None:
+                    return problem
+                if self.cursor.resets != resets:
+                    continue  # what was read may predate the reset: read again
+                problem = self.cursor.check_first(sequence_of(entries[0][0]))
+                if problem is not None:
+                    return problem
+                ended = self._deliver(entries)
+                if ended is not None:
+                    return ended
+            else:
+                problem = self.cursor.check_idle(state)
+                if problem is not None:
+                    return problem
+        return None
+
+    def _read(self) -> tuple[list[Any], str | None]:
+        topic = self.topic
+        pipe = topic._client._redis.pipeline(transaction=False)
+        pipe.xread(
+            {topic._keys.stream: after_id(self.cursor.next)},
+            count=topic.config.read_batch_size,
+            block=topic._client._block_ms,
+        )
+        pipe.hget(topic._keys.meta, "epoch")
+        streams, epoch = pipe.execute()
+        entries = streams[0][1] if streams else []
+        return entries, as_text(epoch)
+
+    def _deliver(self, entries: list[Any]) -> BaseException | None:
+        topic = self.topic
+        listener = self.listener
+        debug = logger.isEnabledFor(logging.DEBUG)
+        for entry in entries:
+            if self.stopping.is_set():
+                return None
+            message = decode_entry(topic.name, topic._client._codec, entry)
+            sequence = sequence_of(entry[0])
+            self.cursor.next = sequence + 1
+            if debug:
+                logger.debug("topic %r: delivering %d", topic.name, sequence)
+            try:
+                if isinstance(message, MessageDecodeError):
+                    raise message
+                listener.store_sequence(sequence)
+                listener.on_message(message)
+            except Exception as error:  # noqa: BLE001 - the listener decides
+                if self._is_terminal(error):
+                    return error
+            if topic._stats_enabled:
+                topic._received += 1
+        return None
+
+    def _is_terminal(self, error: Exception) -> bool:
+        try:
+            terminal = bool(self.listener.is_terminal(error))
+        except Exception:  # noqa: BLE001
+            logger.exception(
+                "topic %r: is_terminal raised; ending the listener", self.topic.name
+            )
+            return True
+        if not terminal:
+            logger.warning(
+                "topic %r: listener %s raised %r at sequence %d; continuing",
+                self.topic.name,
+                self.registration_id,
+                error,
+                self.cursor.next - 1,
+            )
+        return terminal
+
+    def finish(self) -> None:
+        self.topic._runner_ended(self)
+        if self.error is not None:
+            logger.warning(
+                "topic %r: listener %s ended at sequence %d: %s",
+                self.topic.name,
+                self.registration_id,
+                self.cursor.next,
+                self.error,
+            )
+        try:
+            self.listener.on_cancel()
+        except Exception:  # noqa: BLE001
+            logger.exception("topic %r: on_cancel raised", self.topic.name)

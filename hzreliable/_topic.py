@@ -1,0 +1,354 @@
+"""The reliable topic proxy of the threaded API."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from ._config import ReliableTopicConfig
+from ._errors import StaleSequenceException
+from ._listener import (
+    ReliableMessageListener,
+    TopicMessage,
+    as_listener,
+    check_initial_sequence,
+)
+from ._protocol import (
+    Cursor,
+    RingState,
+    TopicKeys,
+    block_timeout_error,
+    check_batch,
+    decode_entry,
+    encode_messages,
+    entry_id,
+    new_epoch,
+    read_publish_reply,
+)
+from ._runner import ListenerRunner
+from ._scripts import PUBLISH, STATE
+from ._stats import ListenerStats, LocalTopicStats
+
+if TYPE_CHECKING:
+    from ._client import ReliableTopicClient
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["ReliableTopicProxy", "RingbufferView"]
+
+
+class ReliableTopicProxy:
+    """
+    A topic: ordered publish/subscribe over one capped Redis stream.
+
+    Get one from :meth:`ReliableTopicClient.get_reliable_topic`; it is safe to
+    share between threads.
+    """
+
+    def __init__(
+        self,
+        client: ReliableTopicClient,
+        name: str,
+        config: ReliableTopicConfig,
+        epoch: str,
+    ) -> None:
+        self._client = client
+        self._name = name
+        self._config = config
+        self._keys = TopicKeys.of(name)
+        self._epoch = epoch
+        self._stats_enabled = config.statistics_enabled
+        self._creation_time = time.time()
+        self._published = 0
+        self._received = 0
+        self._lock = threading.Lock()
+        self._runners: dict[str, ListenerRunner] = {}
+        self._issued: set[str] = set()
+        self._errors: dict[str, BaseException | None] = {}
+        self.ringbuffer = RingbufferView(self)
+        """A read-only view of the ring behind this topic."""
+
+    @property
+    def name(self) -> str:
+        """The topic's name."""
+        return self._name
+
+    @property
+    def config(self) -> ReliableTopicConfig:
+        """The settings in force, ring settings as stored in Redis."""
+        return self._config
+
+    def __repr__(self) -> str:
+        return f"<ReliableTopic {self._name!r}>"
+
+    # ------------------------------------------------------------ publishing
+
+    def publish(self, message: Any, timeout: float | None = None) -> int | None:
+        """
+        Publish one message and return its sequence.
+
+        Returns ``None`` when DISCARD_NEWEST dropped it. Under BLOCK, waits
+        while the ring is full, for at most ``timeout`` seconds (``None``:
+        as long as it takes), then raises :class:`TopicOverloadException`.
+        Under ERROR a full ring raises at once. A full ring exists only with
+        a ``time_to_live``; without one the oldest message is overwritten.
+        """
+        sequences = self._publish([message], timeout)
+        return sequences[0] if sequences else None
+
+    def publish_all(
+        self, messages: Iterable[Any], timeout: float | None = None
+    ) -> list[int]:
+        """
+        Publish a batch atomically, all or nothing, and return the sequences.
+
+        The batch is contiguous: no other publisher's message lands inside
+        it. Returns ``[]`` when DISCARD_NEWEST dropped the batch. Under a
+        policy that does not overwrite, a batch larger than the capacity can
+        never fit and raises ``ValueError`` at once.
+        """
+        batch = list(messages)
+        if not batch:
+            return []
+        check_batch(len(batch), self._config)
+        return self._publish(batch, timeout)
+
+    def _publish(self, messages: list[Any], timeout: float | None) -> list[int]:
+        client = self._client
+        client._check_open()
+        if timeout is not None and timeout < 0:
+            raise ValueError(f"timeout must be >= 0 or None, not {timeout}")
+        config = self._config
+        args: list[Any] = [
+            config.capacity,
+            config.ttl_us,
+            config.overload_policy.value,
+            new_epoch(),
+            *client._publisher_token(),
+            *encode_messages(client._codec, messages, config),
+        ]
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            reply = client._script(PUBLISH, self._keys.all, args)
+            outcome = read_publish_reply(self._name, config, reply)
+            if outcome.sequences is not None:
+                if self._stats_enabled:
+                    self._published += len(outcome.sequences)
+                return outcome.sequences
+            assert outcome.wait is not None
+            pause = outcome.wait
+            if deadline is not None:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise block_timeout_error(self._name, timeout or 0.0)
+                pause = min(pause, left)
+            logger.debug("topic %r is full; waiting %.3fs", self._name, pause)
+            if client._closed.wait(pause):
+                client._check_open()
+
+    # ------------------------------------------------------------- listening
+
+    def add_listener(self, listener: ReliableMessageListener[Any] | Any) -> str:
+        """
+        Register a listener and return its registration id.
+
+        ``listener`` is a :class:`ReliableMessageListener` or a callable that
+        takes a :class:`TopicMessage` (a callable gets only messages published
+        after this call returns). The start position is fixed before this
+        returns: ``retrieve_initial_sequence()`` is called exactly once, here.
+        """
+        self._client._check_open()
+        reliable = as_listener(listener)
+        requested = check_initial_sequence(reliable.retrieve_initial_sequence())
+        tolerant = bool(reliable.is_loss_tolerant())
+        state = RingState.parse(self._state())
+        cursor = Cursor(self._name, tolerant, state.epoch or self._epoch)
+        problem = cursor.start(requested, state)
+        registration_id = str(uuid.uuid4())
+        runner = ListenerRunner(self, registration_id, reliable, cursor)
+        with self._lock:
+            self._issued.add(registration_id)
+            self._runners[registration_id] = runner
+        if problem is not None:
+            # The runner never starts; end the listener here, as it would.
+            runner.error = problem
+            runner.finish()
+        else:
+            runner.start()
+        return registration_id
+
+    def remove_listener(self, registration_id: str) -> bool:
+        """
+        Stop a listener: True the first time, False once it is gone (removed
+        or ended by itself). Delivery stops before the next message, even
+        when called from inside ``on_message``; ``on_cancel`` runs once.
+        """
+        if not isinstance(registration_id, str):
+            raise TypeError(
+                "registration_id must be a str, not "
+                f"{type(registration_id).__name__}"
+            )
+        with self._lock:
+            if registration_id not in self._issued:
+                raise ValueError(
+                    f"topic {self._name!r} never issued registration id "
+                    f"{registration_id!r}"
+                )
+            runner = self._runners.pop(registration_id, None)
+        if runner is None:
+            return False
+        runner.stop()
+        if runner is not threading.current_thread() and runner.is_alive():
+            runner.join(self._client.join_timeout)
+        return True
+
+    def listener_error(self, registration_id: str) -> BaseException | None:
+        """
+        Why a listener ended by itself: the :class:`StaleSequenceException`
+        or the terminal error; ``None`` while it runs or after a removal.
+        """
+        with self._lock:
+            if registration_id not in self._issued:
+                raise ValueError(
+                    f"topic {self._name!r} never issued registration id "
+                    f"{registration_id!r}"
+                )
+            return self._errors.get(registration_id)
+
+    def _runner_ended(self, runner: ListenerRunner) -> None:
+        with self._lock:
+            self._runners.pop(runner.registration_id, None)
+            self._errors[runner.registration_id] = runner.error
+
+    def _stop_all(self) -> list[ListenerRunner]:
+        with self._lock:
+            runners = list(self._runners.values())
+            self._runners.clear()
+        for runner in runners:
+            runner.stop()
+        return runners
+
+    # ------------------------------------------------------------- lifecycle
+
+    def destroy(self) -> None:
+        """
+        End this topic's listeners and delete the topic from Redis. A topic
+        of the same name made later starts again at sequence 0; listeners in
+        other processes see the reset.
+        """
+        runners = self._stop_all()
+        self._client._join(runners)
+        self._client._redis.delete(*self._keys.all)
+        self._client._forget(self)
+
+    def get_local_topic_stats(self) -> LocalTopicStats:
+        """Counts of this client's publishes and deliveries, and per listener
+        its position, lag and losses."""
+        with self._lock:
+            runners = dict(self._runners)
+        tail = RingState.parse(self._state()).tail if runners else -1
+        listeners = {
+            rid: ListenerStats(
+                next_sequence=r.cursor.next,
+                lag=max(0, tail + 1 - r.cursor.next),
+                lost_count=r.cursor.lost,
+                reset_count=r.cursor.resets,
+            )
+            for rid, r in runners.items()
+        }
+        return LocalTopicStats(
+            creation_time=self._creation_time,
+            publish_operation_count=self._published,
+            receive_operation_count=self._received,
+            listeners=listeners,
+        )
+
+    def _state(self) -> list[Any]:
+        return self._client._script(STATE, [self._keys.stream, self._keys.meta], [])
+
+
+class RingbufferView:
+    """Read-only access to the ring behind a topic."""
+
+    def __init__(self, topic: ReliableTopicProxy) -> None:
+        self._topic = topic
+
+    def _ring(self) -> RingState:
+        return RingState.parse(self._topic._state())
+
+    def head_sequence(self) -> int:
+        """The oldest retained sequence (``tail + 1`` when empty)."""
+        return self._ring().head
+
+    def tail_sequence(self) -> int:
+        """The newest sequence ever published (-1 before the first)."""
+        return self._ring().tail
+
+    def size(self) -> int:
+        """How many messages are retained."""
+        return self._ring().size
+
+    def capacity(self) -> int:
+        """The most messages the ring keeps."""
+        return self._topic.config.capacity
+
+    def remaining_capacity(self) -> int:
+        """
+        Free places before the ring is full. As in Hazelcast, a ring without
+        a retention period is never full, so this is then the capacity.
+        """
+        config = self._topic.config
+        if config.time_to_live == 0:
+            return config.capacity
+        return config.capacity - self._ring().size
+
+    def read_one(self, sequence: int) -> TopicMessage[Any]:
+        """The message at ``sequence``; raises :class:`StaleSequenceException`
+        if it is no longer retained and ``ValueError`` past the tail."""
+        messages = self.read_many(sequence, 1)
+        if not messages:
+            raise ValueError(
+                f"topic {self._topic.name!r}: sequence {sequence} is not "
+                "published yet"
+            )
+        return messages[0]
+
+    def read_many(self, start_sequence: int, max_count: int) -> list[TopicMessage[Any]]:
+        """
+        Up to ``max_count`` messages from ``start_sequence`` on, without
+        waiting. An entry that cannot be decoded raises MessageDecodeError.
+        """
+        _check_count("start_sequence", start_sequence, 0)
+        _check_count("max_count", max_count, 1)
+        topic = self._topic
+        ring = self._ring()
+        if start_sequence > ring.tail + 1:
+            raise ValueError(
+                f"topic {topic.name!r}: start_sequence {start_sequence} is "
+                f"beyond the tail {ring.tail}"
+            )
+        if start_sequence < ring.head:
+            raise StaleSequenceException(
+                topic.name, start_sequence, ring.head, ring.head - start_sequence
+            )
+        entries = topic._client._redis.xrange(
+            topic._keys.stream, min=entry_id(start_sequence), count=max_count
+        )
+        messages = []
+        for entry in entries:
+            message = decode_entry(topic.name, topic._client._codec, entry)
+            if isinstance(message, Exception):
+                raise message
+            messages.append(message)
+        return messages
+
+
+def _check_count(what: str, value: object, lowest: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{what} must be an int, not {type(value).__name__}")
+    if value < lowest:
+        raise ValueError(f"{what} must be >= {lowest}, not {value}")

@@ -1,0 +1,1 @@
+"""Hazelcast-compatible import paths (``hzreliable.proxy.reliable_topic``)."""
