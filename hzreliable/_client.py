@@ -23,7 +23,7 @@ from ._topic import ReliableTopicProxy
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["DEFAULT_URL", "ReliableTopicClient", "HazelcastClient"]
+__all__ = ["DEFAULT_URL", "HazelcastClient", "ReliableTopicClient"]
 
 DEFAULT_URL = "redis://localhost:6379/0"
 
@@ -138,8 +138,7 @@ class ReliableTopicClient:
         check_topic_name(name)
         if config is not None and not isinstance(config, ReliableTopicConfig):
             raise TypeError(
-                "config must be a ReliableTopicConfig, not "
-                f"{type(config).__name__}"
+                f"config must be a ReliableTopicConfig, not {type(config).__name__}"
             )
         with self._lock:
             existing = self._topics.get(name)

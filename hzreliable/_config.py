@@ -97,7 +97,12 @@ class ReliableTopicConfig(BaseModel):
 
     @model_validator(mode="after")
     def _batch_fits_ring(self) -> ReliableTopicConfig:
-        if self.read_batch_size > self.capacity:
+        if "read_batch_size" not in self.model_fields_set:
+            # The default batch shrinks with a small ring instead of failing.
+            object.__setattr__(
+                self, "read_batch_size", min(self.read_batch_size, self.capacity)
+            )
+        elif self.read_batch_size > self.capacity:
             raise ValueError(
                 f"read_batch_size ({self.read_batch_size}) must not exceed "
                 f"capacity ({self.capacity})"

@@ -84,9 +84,7 @@ class MessageDecodeError(HzReliableError, ValueError):
     tool, or by a publisher with another codec)."""
 
     def __init__(self, topic: str, sequence: int, reason: str) -> None:
-        super().__init__(
-            f"topic {topic!r}: cannot decode message {sequence}: {reason}"
-        )
+        super().__init__(f"topic {topic!r}: cannot decode message {sequence}: {reason}")
         self.topic = topic
         self.sequence = sequence
 

@@ -260,8 +260,7 @@ class Cursor:
             if not self.tolerant:
                 return error
             logger.warning(
-                "topic %r: initial sequence %d is beyond the tail %d; "
-                "starting at %d",
+                "topic %r: initial sequence %d is beyond the tail %d; starting at %d",
                 self.name,
                 requested,
                 state.tail,

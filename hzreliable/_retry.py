@@ -23,7 +23,7 @@ class Backoff:
 
     def next_delay(self, error: BaseException) -> float:
         self.failures += 1
-        delay = min(MAX_DELAY, FIRST_DELAY * 2 ** (self.failures - 1))
+        delay: float = min(MAX_DELAY, FIRST_DELAY * 2.0 ** (self.failures - 1))
         delay *= random.uniform(0.8, 1.0)  # noqa: S311 - jitter, not crypto
         logger.warning(
             "%s failed (%s); retry %d in %.2fs",

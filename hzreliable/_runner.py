@@ -50,7 +50,7 @@ class ListenerRunner(threading.Thread):
     def run(self) -> None:
         try:
             self.error = self._loop()
-        except Exception as error:  # noqa: BLE001 - reported, never swallowed
+        except Exception as error:
             logger.exception("topic %r: listener runner failed", self.topic.name)
             self.error = error
         finally:
@@ -129,7 +129,7 @@ class ListenerRunner(threading.Thread):
     def _is_terminal(self, error: Exception) -> bool:
         try:
             terminal = bool(self.listener.is_terminal(error))
-        except Exception:  # noqa: BLE001
+        except Exception:
             logger.exception(
                 "topic %r: is_terminal raised; ending the listener", self.topic.name
             )
@@ -156,5 +156,5 @@ class ListenerRunner(threading.Thread):
             )
         try:
             self.listener.on_cancel()
-        except Exception:  # noqa: BLE001
+        except Exception:
             logger.exception("topic %r: on_cancel raised", self.topic.name)

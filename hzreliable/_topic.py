@@ -189,8 +189,7 @@ class ReliableTopicProxy:
         """
         if not isinstance(registration_id, str):
             raise TypeError(
-                "registration_id must be a str, not "
-                f"{type(registration_id).__name__}"
+                f"registration_id must be a str, not {type(registration_id).__name__}"
             )
         with self._lock:
             if registration_id not in self._issued:
@@ -268,7 +267,10 @@ class ReliableTopicProxy:
         )
 
     def _state(self) -> list[Any]:
-        return self._client._script(STATE, [self._keys.stream, self._keys.meta], [])
+        reply: list[Any] = self._client._script(
+            STATE, [self._keys.stream, self._keys.meta], []
+        )
+        return reply
 
 
 class RingbufferView:
@@ -312,8 +314,7 @@ class RingbufferView:
         messages = self.read_many(sequence, 1)
         if not messages:
             raise ValueError(
-                f"topic {self._topic.name!r}: sequence {sequence} is not "
-                "published yet"
+                f"topic {self._topic.name!r}: sequence {sequence} is not published yet"
             )
         return messages[0]
 
@@ -335,7 +336,7 @@ class RingbufferView:
             raise StaleSequenceException(
                 topic.name, start_sequence, ring.head, ring.head - start_sequence
             )
-        entries = topic._client._redis.xrange(
+        entries: Any = topic._client._redis.xrange(
             topic._keys.stream, min=entry_id(start_sequence), count=max_count
         )
         messages = []

@@ -1,0 +1,88 @@
+"""Fixtures: every behaviour test runs on fakeredis and on a real server."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import fakeredis
+import pytest
+import redis
+
+from hzreliable import ReliableTopicClient
+
+from .servers import RedisServer, redis_server_required
+
+
+def eventually(
+    predicate: Callable[[], Any], timeout: float = 10.0, what: str = "condition"
+) -> Any:
+    """Poll ``predicate`` until it returns something truthy, or fail."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.005)
+
+
+def _need_redis_server() -> None:
+    if shutil.which("redis-server") is None:
+        if redis_server_required():
+            pytest.fail("CI=true but redis-server is not on PATH; install it")
+        pytest.skip("redis-server is not on PATH (required when CI=true)")
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    """One real server for the session; tests flush it before use."""
+    _need_redis_server()
+    server = RedisServer().start()
+    yield server
+    server.cleanup()
+
+
+@pytest.fixture
+def fresh_server() -> Iterator[RedisServer]:
+    """A real server of the test's own, free to kill and restart."""
+    _need_redis_server()
+    server = RedisServer().start()
+    yield server
+    server.cleanup()
+
+
+@pytest.fixture(params=["fakeredis", pytest.param("redis", marks=pytest.mark.redis)])
+def backend(request: pytest.FixtureRequest) -> Iterator[redis.Redis]:
+    """An empty Redis: fakeredis, or the real session server."""
+    if request.param == "fakeredis":
+        client = fakeredis.FakeRedis(server=fakeredis.FakeServer())
+    else:
+        server = request.getfixturevalue("redis_server")
+        client = server.client()
+        client.flushall()
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def make_client(backend: redis.Redis) -> Iterator[Callable[[], ReliableTopicClient]]:
+    """Make clients on the backend; all are shut down after the test."""
+    made: list[ReliableTopicClient] = []
+
+    def make(**kwargs: Any) -> ReliableTopicClient:
+        client = ReliableTopicClient(backend, **kwargs)
+        made.append(client)
+        return client
+
+    yield make
+    for client in made:
+        client.shutdown()
+
+
+@pytest.fixture
+def client(make_client: Callable[[], ReliableTopicClient]) -> ReliableTopicClient:
+    return make_client()

@@ -1,0 +1,50 @@
+"""The public surface: names, aliases and the spec's import paths."""
+
+from __future__ import annotations
+
+import hzreliable
+import hzreliable.proxy.reliable_topic as spec_path
+
+
+def test_all_is_complete_and_sorted() -> None:
+    public = {
+        name
+        for name in dir(hzreliable)
+        if not name.startswith("_") and name not in {"proxy", "annotations"}
+    }
+
+    # Constants first, then the rest, each alphabetically (isort style).
+    assert hzreliable.__all__ == sorted(
+        hzreliable.__all__, key=lambda name: (not name.isupper(), name)
+    )
+    assert set(hzreliable.__all__) == public
+
+
+def test_hazelcast_names_are_aliases() -> None:
+    assert hzreliable.HazelcastClient is hzreliable.ReliableTopicClient
+    assert hzreliable.ReliableTopic is hzreliable.ReliableTopicProxy
+    assert hzreliable.TopicOverloadError is hzreliable.TopicOverloadException
+    assert hzreliable.StaleSequenceError is hzreliable.StaleSequenceException
+
+
+def test_spec_import_path_reexports_the_same_objects() -> None:
+    for name in (
+        "ReliableTopicProxy",
+        "ReliableMessageListener",
+        "ReliableTopicConfig",
+        "StaleSequenceException",
+        "TopicOverloadException",
+        "TopicOverloadPolicy",
+    ):
+        assert getattr(spec_path, name) is getattr(hzreliable, name)
+
+
+def test_errors_share_one_root() -> None:
+    for name in (
+        "TopicOverloadException",
+        "StaleSequenceException",
+        "TopicResetException",
+        "TopicConfigConflictError",
+        "MessageDecodeError",
+    ):
+        assert issubclass(getattr(hzreliable, name), hzreliable.HzReliableError)
