@@ -12,6 +12,7 @@ from ._config import ReliableTopicConfig, TopicOverloadPolicy
 from ._errors import (
     HzReliableError,
     MessageDecodeError,
+    ReplicationAckError,
     StaleSequenceError,
     StaleSequenceException,
     TopicConfigConflictError,
@@ -44,6 +45,7 @@ __all__ = [
     "ReliableTopicClient",
     "ReliableTopicConfig",
     "ReliableTopicProxy",
+    "ReplicationAckError",
     "RingbufferView",
     "StaleSequenceError",
     "StaleSequenceException",

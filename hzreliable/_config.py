@@ -81,6 +81,22 @@ class ReliableTopicConfig(BaseModel):
         description="Largest encoded message publish accepts, in bytes.",
     )
 
+    replicas_to_ack: int = Field(
+        default=0,
+        ge=0,
+        le=100,
+        description="After each publish, wait (Redis WAIT) until this many "
+        "replicas have the message; 0 = do not wait.",
+    )
+    replica_ack_timeout: float = Field(
+        default=1.0,
+        gt=0,
+        le=3600,
+        allow_inf_nan=False,
+        description="Seconds to wait for replicas_to_ack before "
+        "ReplicationAckError is raised.",
+    )
+
     @field_validator("overload_policy", mode="before")
     @classmethod
     def _policy_by_name(cls, value: Any) -> Any:
@@ -88,7 +104,13 @@ class ReliableTopicConfig(BaseModel):
             return value.upper()
         return value
 
-    @field_validator("read_batch_size", "capacity", "max_message_bytes", mode="before")
+    @field_validator(
+        "read_batch_size",
+        "capacity",
+        "max_message_bytes",
+        "replicas_to_ack",
+        mode="before",
+    )
     @classmethod
     def _no_bool_or_float(cls, value: Any) -> Any:
         if isinstance(value, (bool, float)):

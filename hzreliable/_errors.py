@@ -8,6 +8,7 @@ Every error the library defines derives from one root::
      ├── StaleSequenceException      a listener's next message is gone
      │    └── TopicResetException    the topic was recreated underneath
      ├── TopicConfigConflictError    ring settings differ from the stored ones
+     ├── ReplicationAckError         too few replicas confirmed a publish
      └── MessageDecodeError          an entry could not be decoded
 
 Misuse raises built-in errors instead: ``TypeError`` for an object of the
@@ -77,6 +78,25 @@ class TopicConfigConflictError(HzReliableError, ValueError):
         self.topic = topic
         self.stored = stored
         self.requested = requested
+
+
+class ReplicationAckError(HzReliableError):
+    """A publish was stored on the primary, but fewer replicas than
+    ``replicas_to_ack`` confirmed it within ``replica_ack_timeout``. The
+    message is not lost yet; it could be on a failover to a lagging replica.
+    """
+
+    def __init__(
+        self, topic: str, sequences: list[int], acked: int, wanted: int
+    ) -> None:
+        super().__init__(
+            f"topic {topic!r}: sequences {sequences[0]}..{sequences[-1]} reached "
+            f"{acked} of {wanted} replicas in time"
+        )
+        self.topic = topic
+        self.sequences = sequences
+        self.acked = acked
+        self.wanted = wanted
 
 
 class MessageDecodeError(HzReliableError, ValueError):

@@ -16,6 +16,7 @@ from ._codec import Codec
 from ._config import ReliableTopicConfig
 from ._errors import (
     MessageDecodeError,
+    ReplicationAckError,
     StaleSequenceException,
     TopicConfigConflictError,
     TopicOverloadException,
@@ -176,6 +177,13 @@ def read_publish_reply(
         (int(reply[1]), int(reply[2]) / 1_000_000),
         (config.capacity, config.time_to_live),
     )
+
+
+def check_replication(
+    name: str, config: ReliableTopicConfig, sequences: list[int], acked: int
+) -> None:
+    if sequences and acked < config.replicas_to_ack:
+        raise ReplicationAckError(name, sequences, acked, config.replicas_to_ack)
 
 
 def block_timeout_error(name: str, timeout: float) -> TopicOverloadException:

@@ -9,6 +9,9 @@ import uuid
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
 from ._config import ReliableTopicConfig
 from ._errors import StaleSequenceException
 from ._listener import (
@@ -23,12 +26,14 @@ from ._protocol import (
     TopicKeys,
     block_timeout_error,
     check_batch,
+    check_replication,
     decode_entry,
     encode_messages,
     entry_id,
     new_epoch,
     read_publish_reply,
 )
+from ._retry import Backoff
 from ._runner import ListenerRunner
 from ._scripts import PUBLISH, STATE
 from ._stats import ListenerStats, LocalTopicStats
@@ -39,6 +44,10 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 __all__ = ["ReliableTopicProxy", "RingbufferView"]
+
+PUBLISH_RETRIES = 3
+"""Times a publish is resent after a connection error or timeout, on top of
+redis-py's own retries; resending is safe because publishes deduplicate."""
 
 
 class ReliableTopicProxy:
@@ -132,12 +141,28 @@ class ReliableTopicProxy:
             *encode_messages(client._codec, messages, config),
         ]
         deadline = None if timeout is None else time.monotonic() + timeout
+        backoff = Backoff(f"topic {self._name!r}: publish")
         while True:
-            reply = client._script(PUBLISH, self._keys.all, args)
+            try:
+                reply = client._script(PUBLISH, self._keys.all, args)
+            except (RedisConnectionError, RedisTimeoutError) as error:
+                # Safe to resend: the publisher token makes the script store
+                # these messages at most once, however often it runs.
+                if backoff.failures >= PUBLISH_RETRIES:
+                    raise
+                if not backoff.wait(error, client._closed):
+                    client._check_open()
+                continue
             outcome = read_publish_reply(self._name, config, reply)
             if outcome.sequences is not None:
                 if self._stats_enabled:
                     self._published += len(outcome.sequences)
+                if config.replicas_to_ack and outcome.sequences:
+                    acked = client._redis.wait(
+                        config.replicas_to_ack,
+                        round(config.replica_ack_timeout * 1000),
+                    )
+                    check_replication(self._name, config, outcome.sequences, acked)
                 return outcome.sequences
             assert outcome.wait is not None
             pause = outcome.wait

@@ -1,0 +1,301 @@
+"""Faults on real redis-server processes: killed connections, crashes,
+outages, paused servers, replication and ACLs."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import pytest
+import redis
+
+from hzreliable import (
+    FROM_OLDEST,
+    ReliableTopicClient,
+    ReliableTopicConfig,
+    ReplicationAckError,
+    TopicResetException,
+)
+from hzreliable._protocol import TopicKeys
+
+from .conftest import eventually
+from .helpers import Recorder
+from .servers import RedisServer
+
+pytestmark = pytest.mark.redis
+
+
+@pytest.fixture
+def aof_server(fresh_server: RedisServer) -> RedisServer:
+    """A server that fsyncs every write, so a kill -9 loses nothing."""
+    fresh_server.kill()
+    fresh_server.extra = ["--appendonly", "yes", "--appendfsync", "always"]
+    return fresh_server.start()
+
+
+def _listen(server: RedisServer, **config: Any) -> tuple[Any, Any, Recorder, str]:
+    client = ReliableTopicClient.from_url(server.url)
+    topic = client.get_reliable_topic("faulty", ReliableTopicConfig(**config))
+    recorder = Recorder(FROM_OLDEST)
+    registration = topic.add_listener(recorder)
+    return client, topic, recorder, registration
+
+
+def _publish_range(topic: Any, start: int, stop: int) -> None:
+    for i in range(start, stop):
+        topic.publish(i)
+
+
+def test_a_killed_connection_loses_and_repeats_nothing(
+    fresh_server: RedisServer,
+) -> None:
+    client, topic, recorder, _ = _listen(fresh_server)
+    _publish_range(topic, 0, 10)
+    eventually(lambda: len(recorder.messages) == 10)
+
+    for _ in range(3):
+        fresh_server.client().client_kill_filter(_type="normal", skipme=True)
+    _publish_range(topic, 10, 20)
+
+    eventually(lambda: len(recorder.messages) == 20)
+    assert recorder.received == list(range(20))
+    assert recorder.cancelled == 0
+    client.shutdown()
+
+
+def test_a_crash_and_restart_with_aof_loses_and_repeats_nothing(
+    aof_server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    client, topic, recorder, registration = _listen(aof_server)
+    _publish_range(topic, 0, 10)
+    eventually(lambda: len(recorder.messages) == 10)
+
+    aof_server.kill()
+    eventually(
+        lambda: any("retry" in r.getMessage() for r in caplog.records),
+        what="a retry warning",
+    )
+    aof_server.start()
+    _publish_range(topic, 10, 20)
+
+    eventually(lambda: len(recorder.messages) == 20)
+    assert recorder.received == list(range(20))
+    assert recorder.cancelled == 0
+    stats = topic.get_local_topic_stats().listeners[registration]
+    assert (stats.lost_count, stats.reset_count) == (0, 0)
+    client.shutdown()
+
+
+@pytest.mark.slow
+def test_a_minute_long_outage_is_survived(
+    aof_server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    client, topic, recorder, _ = _listen(aof_server)
+    _publish_range(topic, 0, 5)
+    eventually(lambda: len(recorder.messages) == 5)
+
+    aof_server.kill()
+    time.sleep(60)  # the outage itself is the point of this test
+    aof_server.start()
+    _publish_range(topic, 5, 10)
+
+    eventually(lambda: len(recorder.messages) == 10, timeout=30)
+    assert recorder.received == list(range(10))
+    assert recorder.cancelled == 0
+    retries = [r for r in caplog.records if "retry" in r.getMessage()]
+    # Capped backoff: a bounded number of attempts, not a hot loop.
+    assert 5 < len(retries) < 200
+    client.shutdown()
+
+
+def test_remove_and_shutdown_stay_prompt_during_an_outage(
+    fresh_server: RedisServer,
+) -> None:
+    client, topic, recorder, registration = _listen(fresh_server)
+    second = topic.add_listener(Recorder())
+    fresh_server.kill()
+    time.sleep(0.3)  # let the runners enter their reconnect backoff
+
+    started = time.monotonic()
+    assert topic.remove_listener(registration) is True
+    client.shutdown()
+
+    assert time.monotonic() - started < 3
+    assert recorder.cancelled == 1
+    assert second
+
+
+def test_publishing_during_an_outage_raises_redis_connection_error(
+    fresh_server: RedisServer,
+) -> None:
+    client = ReliableTopicClient(
+        redis.Redis(port=fresh_server.port, socket_connect_timeout=0.5)
+    )
+    topic = client.get_reliable_topic("down")
+    fresh_server.kill()
+
+    started = time.monotonic()
+    with pytest.raises(redis.ConnectionError):
+        topic.publish("lost")
+
+    assert time.monotonic() - started < 60
+    client.shutdown()
+
+
+# Holds the server for 600 ms. Commands queued meanwhile still run once it
+# ends, even from clients that gave up and reconnected, so a retried publish
+# reaches the server twice. (Under CLIENT PAUSE the server drops the queued
+# command of a client that disconnected, so only one attempt ever runs.)
+BUSY_SCRIPT = """
+local t = redis.call('TIME')
+local stop = t[1] * 1e6 + t[2] + 600000
+repeat t = redis.call('TIME') until t[1] * 1e6 + t[2] > stop
+return 1
+"""
+
+
+def _pause(admin: redis.Redis, how: str) -> Any:
+    """Hold the server up; returns a function that waits for the hold."""
+    if how == "client-pause":
+        admin.client_pause(700, all=False)
+        return lambda: None
+    connection = admin.connection_pool.get_connection()
+    # Sent before the publish on another socket; its reply is read later.
+    connection.send_command("EVAL", BUSY_SCRIPT, 0)  # type: ignore[no-untyped-call]
+    return connection.read_response
+
+
+@pytest.mark.parametrize("how", ["client-pause", "busy-script"])
+def test_a_publish_retried_after_a_lost_reply_is_stored_once(
+    fresh_server: RedisServer, how: str
+) -> None:
+    # redis-py retries a command whose reply timed out (0.2 s here) while the
+    # server is held up; without deduplication the retry stores it again.
+    impatient = redis.Redis(port=fresh_server.port, socket_timeout=0.2)
+    client = ReliableTopicClient(impatient)
+    topic = client.get_reliable_topic("once")
+    topic.publish("warm-up")
+    admin = fresh_server.client()
+    results: list[Any] = []
+
+    finish = _pause(admin, how)
+    try:
+        results.append(topic.publish("exactly-once"))
+    except redis.RedisError as error:
+        results.append(error)
+    finish()
+
+    eventually(lambda: admin.xlen(TopicKeys.of("once").stream) >= 1)
+    time.sleep(0.8)  # let any duplicate the retries queued reach the server
+    stored = [
+        m.message
+        for m in topic.ringbuffer.read_many(0, 10)
+        if m.message == "exactly-once"
+    ]
+    if isinstance(results[0], int):
+        assert stored == ["exactly-once"]
+        assert topic.ringbuffer.read_one(results[0]).message == "exactly-once"
+    else:
+        assert len(stored) <= 1
+    assert topic.ringbuffer.tail_sequence() <= 1
+    client.shutdown()
+
+
+def test_a_restart_without_persistence_is_a_reset(fresh_server: RedisServer) -> None:
+    client, topic, recorder, registration = _listen(fresh_server)
+    _publish_range(topic, 0, 5)
+    eventually(lambda: len(recorder.messages) == 5)
+
+    fresh_server.kill()
+    fresh_server.start()
+    topic.publish("after")
+
+    eventually(lambda: recorder.cancelled == 1)
+    assert isinstance(topic.listener_error(registration), TopicResetException)
+    client.shutdown()
+
+
+def test_replication_acknowledgement(fresh_server: RedisServer) -> None:
+    replica = RedisServer("--replicaof", "127.0.0.1", str(fresh_server.port)).start()
+    try:
+        eventually(
+            lambda: (
+                fresh_server.client().info("replication").get("slave0", {}).get("state")
+                == "online"
+            ),
+            what="the replica",
+        )
+        with ReliableTopicClient.from_url(fresh_server.url) as client:
+            acked = client.get_reliable_topic(
+                "acked", ReliableTopicConfig(replicas_to_ack=1)
+            )
+            assert acked.publish("safe") == 0
+            greedy = client.get_reliable_topic(
+                "greedy",
+                ReliableTopicConfig(replicas_to_ack=2, replica_ack_timeout=0.2),
+            )
+
+            with pytest.raises(ReplicationAckError, match="1 of 2") as caught:
+                greedy.publish("unsure")
+
+            assert caught.value.sequences == [0]
+        stream = TopicKeys.of("acked").stream
+        assert replica.client().xlen(stream) == 1
+    finally:
+        replica.cleanup()
+
+
+# The ACL rule documented in the README (with a password added).
+ACL_RULE = (
+    "on >s3cret resetkeys ~hzreliable:* resetchannels -@all "
+    "+evalsha +script|load +xread +xrange +hget +del +wait +ping "
+    "+time +hmget +hset +hlen +exists +xadd +xtrim +xlen +xinfo|stream"
+)
+
+
+def test_a_user_limited_to_the_library_keys_and_commands_can_do_everything(
+    fresh_server: RedisServer,
+) -> None:
+    admin = fresh_server.client()
+    admin.execute_command(  # type: ignore[no-untyped-call]
+        "ACL", "SETUSER", "app", *ACL_RULE.split()
+    )
+    url = f"redis://app:s3cret@127.0.0.1:{fresh_server.port}/0"
+
+    with ReliableTopicClient.from_url(url) as client:
+        topic = client.get_reliable_topic("guarded")
+        recorder = Recorder(FROM_OLDEST)
+        topic.add_listener(recorder)
+        topic.publish_all([1, 2])
+        assert topic.publish(3) == 2
+        eventually(lambda: recorder.received == [1, 2, 3])
+        assert topic.ringbuffer.size() == 3
+        topic.destroy()
+
+        with pytest.raises(redis.exceptions.NoPermissionError):
+            client.redis.set("elsewhere", 1)
+
+
+def test_concurrent_publishers_survive_killed_connections(
+    fresh_server: RedisServer,
+) -> None:
+    client, topic, recorder, _ = _listen(fresh_server)
+    stop = threading.Event()
+
+    def killer() -> None:
+        admin = fresh_server.client()
+        while not stop.wait(0.05):
+            admin.client_kill_filter(_type="normal", skipme=True)
+
+    thread = threading.Thread(target=killer)
+    thread.start()
+    try:
+        _publish_range(topic, 0, 200)
+    finally:
+        stop.set()
+        thread.join()
+
+    eventually(lambda: len(recorder.messages) == 200, timeout=30)
+    assert recorder.received == list(range(200))
+    client.shutdown()
