@@ -15,9 +15,11 @@ ROOT = Path(__file__).resolve().parent.parent
 SPEC = ROOT / "examples" / "spec"
 
 
-def run(server: Any, *args: str) -> str:
-    env = {**os.environ, "REDIS_URL": server.url}
-    result = subprocess.run(
+def python(*args: str, server: Any = None) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ)
+    if server is not None:
+        env["REDIS_URL"] = server.url
+    return subprocess.run(
         [sys.executable, *args],
         env=env,
         capture_output=True,
@@ -26,6 +28,10 @@ def run(server: Any, *args: str) -> str:
         check=False,
         cwd=ROOT,
     )
+
+
+def run(server: Any, *args: str) -> str:
+    result = python(*args, server=server)
     assert result.returncode == 0, result.stderr
     return result.stdout
 
@@ -90,13 +96,7 @@ def test_demo_runs_on_redis_url(redis_server: Any) -> None:
 
 
 def test_demo_runs_on_embedded_fakeredis() -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "hzreliable", "demo", "--embedded"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = python("-m", "hzreliable", "demo", "--embedded")
 
     assert result.returncode == 0, result.stderr
     assert "embedded fakeredis" in result.stdout
@@ -104,13 +104,7 @@ def test_demo_runs_on_embedded_fakeredis() -> None:
 
 
 def test_demo_reports_an_unreachable_server_in_one_line() -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "hzreliable", "--url", "redis://127.0.0.1:1/0", "demo"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = python("-m", "hzreliable", "--url", "redis://127.0.0.1:1/0", "demo")
 
     assert result.returncode == 2
     assert result.stderr.startswith("hzreliable:")
