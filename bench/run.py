@@ -1,0 +1,146 @@
+"""
+Benchmark hzreliable against hand-written redis-py on one redis-server.
+
+    .venv/bin/python -m bench.run [--rounds 3] [--messages 5000]
+
+Starts its own redis-server on a free loopback port, runs each figure in
+alternating rounds (ours, baseline, ours, ...) and prints medians and the
+ratio ours/baseline in throughput (higher is better for us).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import redis
+
+from hzreliable import (
+    FROM_OLDEST,
+    ReliableMessageListener,
+    ReliableTopicClient,
+    ReliableTopicConfig,
+)
+from hzreliable._protocol import TopicKeys
+from tests.servers import RedisServer
+
+DELIVER_STREAM = TopicKeys.of("bench-deliver").stream
+EVENT = {
+    "type": "OrderCreated",
+    "order_id": "order-123",
+    "customer_id": "customer-456",
+    "items": [{"sku": "PROD-1", "qty": 2}],
+    "timestamp": 1767225600.123,
+}
+
+
+def ours_publish(r: redis.Redis, n: int) -> None:
+    with ReliableTopicClient(r) as client:
+        topic = client.get_reliable_topic("bench-ours")
+        for _ in range(n):
+            topic.publish(EVENT)
+
+
+def redis_publish(r: redis.Redis, n: int) -> None:
+    for _ in range(n):
+        r.xadd("bench-raw", {"d": json.dumps(EVENT)}, maxlen=10_000, approximate=False)
+
+
+def ours_publish_all(r: redis.Redis, n: int) -> None:
+    with ReliableTopicClient(r) as client:
+        topic = client.get_reliable_topic("bench-ours")
+        for _ in range(n // 100):
+            topic.publish_all([EVENT] * 100)
+
+
+def redis_publish_all(r: redis.Redis, n: int) -> None:
+    for _ in range(n // 100):
+        pipe = r.pipeline(transaction=False)
+        for _ in range(100):
+            pipe.xadd("bench-raw", {"d": json.dumps(EVENT)}, maxlen=10_000)
+        pipe.execute()
+
+
+class _Counter(ReliableMessageListener[Any]):
+    def __init__(self, n: int) -> None:
+        self.n, self.count, self.done = n, 0, threading.Event()
+
+    def retrieve_initial_sequence(self) -> int:
+        return FROM_OLDEST
+
+    def on_message(self, message: Any) -> None:
+        self.count += 1
+        if self.count == self.n:
+            self.done.set()
+
+
+def ours_delivery(r: redis.Redis, n: int) -> float:
+    """Returns its own elapsed time: stopping the client is not delivery."""
+    with ReliableTopicClient(r) as client:
+        config = ReliableTopicConfig(read_batch_size=100)
+        topic = client.get_reliable_topic("bench-deliver", config)
+        listener = _Counter(n)
+        started = time.perf_counter()
+        topic.add_listener(listener)
+        if not listener.done.wait(120):
+            raise RuntimeError("delivery did not finish")
+        return time.perf_counter() - started
+
+
+def redis_delivery(r: redis.Redis, n: int) -> None:
+    last = b"0-0"
+    got = 0
+    while got < n:
+        reply: Any = r.xread({DELIVER_STREAM: last}, count=100, block=500)
+        for _, entries in reply:
+            for entry_id, fields in entries:
+                json.loads(fields[b"d"])
+                last = entry_id
+                got += 1
+
+
+def timed(fn: Callable[[redis.Redis, int], Any], r: redis.Redis, n: int) -> float:
+    started = time.perf_counter()
+    own = fn(r, n)
+    elapsed = own if isinstance(own, float) else time.perf_counter() - started
+    return n / elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--messages", type=int, default=5000)
+    args = parser.parse_args()
+    server = RedisServer().start()
+    try:
+        r = server.client()
+        n = args.messages
+        # The delivery figures read a topic filled once, up front.
+        with ReliableTopicClient(r) as client:
+            config = ReliableTopicConfig(read_batch_size=100)
+            client.get_reliable_topic("bench-deliver", config).publish_all([EVENT] * n)
+        figures = [
+            ("publish (msg/s)", ours_publish, redis_publish),
+            ("publish_all x100 (msg/s)", ours_publish_all, redis_publish_all),
+            ("delivery, 1 listener (msg/s)", ours_delivery, redis_delivery),
+        ]
+        print(f"{'figure':<30} {'hzreliable':>12} {'redis-py':>12} {'ratio':>7}")
+        for name, ours, baseline in figures:
+            a: list[float] = []
+            b: list[float] = []
+            for _ in range(args.rounds):
+                a.append(timed(ours, r, n))
+                b.append(timed(baseline, r, n))
+            ma, mb = statistics.median(a), statistics.median(b)
+            print(f"{name:<30} {ma:>12,.0f} {mb:>12,.0f} {ma / mb:>7.2f}")
+    finally:
+        server.cleanup()
+
+
+if __name__ == "__main__":
+    main()
