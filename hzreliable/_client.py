@@ -27,6 +27,9 @@ __all__ = ["DEFAULT_URL", "HazelcastClient", "ReliableTopicClient"]
 
 DEFAULT_URL = "redis://localhost:6379/0"
 
+# Limitation: an idle listener notices a stop only when its blocking read
+# ends. Holding a dedicated connection per runner and sending CLIENT UNBLOCK
+# on stop would make removal instant and allow a longer wait.
 LISTENER_WAIT = 0.5
 """Longest single blocking read of a listener, in seconds; also bounds how
 long stopping a listener may take while its topic is idle."""
