@@ -254,26 +254,16 @@ class Cursor:
         elif requested == FROM_LATEST:
             self.next = state.tail + 1
         elif requested > state.tail + 1:
-            # As in Hazelcast: clamp to the next sequence to be published; a
-            # listener that cannot tolerate the jump ends.
-            self.next = state.tail + 1
-            error = StaleSequenceException(
-                self.name,
-                requested,
-                state.head,
-                0,
-                f"topic {self.name!r}: initial sequence {requested} is beyond "
-                f"the tail {state.tail}",
-            )
-            if not self.tolerant:
-                return error
-            logger.warning(
-                "topic %r: initial sequence %d is beyond the tail %d; starting at %d",
-                self.name,
-                requested,
-                state.tail,
-                self.next,
-            )
+            # The position belongs to an earlier life of the topic (it was
+            # reset) or to nothing at all. Hazelcast's runner moves a
+            # loss-tolerant listener to the head here and ends any other.
+            self.next = requested
+            why = f"initial sequence {requested} is beyond the tail {state.tail}"
+            problem = self._reset(why, self.epoch)
+            if problem is not None:
+                return problem
+            self.next = state.head
+            self._rebase = False
         else:
             self.next = requested
         return None

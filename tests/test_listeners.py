@@ -17,6 +17,7 @@ from hzreliable import (
     ReliableTopicConfig,
     StaleSequenceException,
     TopicMessage,
+    TopicResetException,
 )
 from hzreliable._protocol import TopicKeys
 
@@ -182,22 +183,27 @@ def test_a_start_beyond_the_tail_ends_a_strict_listener(
     registration = topic.add_listener(recorder)
 
     assert recorder.cancelled == 1
-    assert isinstance(topic.listener_error(registration), StaleSequenceException)
+    error = topic.listener_error(registration)
+    assert isinstance(error, TopicResetException)
+    assert "beyond the tail 2" in str(error)
 
 
-def test_a_start_beyond_the_tail_is_clamped_for_a_tolerant_listener(
-    client: ReliableTopicClient,
+def test_a_start_beyond_the_tail_moves_a_tolerant_listener_to_the_head(
+    client: ReliableTopicClient, caplog: pytest.LogCaptureFixture
 ) -> None:
-    topic = client.get_reliable_topic("clamp")
-    topic.publish_all(range(3))
+    topic = client.get_reliable_topic("jump", ReliableTopicConfig(capacity=3))
+    topic.publish_all(range(5))
     recorder = Recorder(50, tolerant=True)
 
     registration = topic.add_listener(recorder)
     topic.publish("next")
 
-    eventually(lambda: recorder.received == ["next"])
-    assert recorder.sequences == [3]
+    eventually(lambda: recorder.received == [2, 3, 4, "next"])
+    assert recorder.sequences == [2, 3, 4, 5]
     assert topic.listener_error(registration) is None
+    stats = topic.get_local_topic_stats().listeners[registration]
+    assert (stats.reset_count, stats.lost_count) == (1, 0)
+    assert any("beyond the tail" in r.getMessage() for r in caplog.records)
 
 
 def test_a_non_terminal_error_is_logged_and_delivery_goes_on(
