@@ -23,7 +23,7 @@ def free_port() -> int:
 class RedisServer:
     """One redis-server on a free loopback port, in its own directory."""
 
-    def __init__(self, *extra: str, port: int | None = None) -> None:
+    def __init__(self, *extra: str, port: int | None = None, tls: bool = False) -> None:
         binary = shutil.which("redis-server")
         if binary is None:
             raise RuntimeError("redis-server is not on PATH")
@@ -32,15 +32,55 @@ class RedisServer:
         self.port = port or free_port()
         self.dir = Path(tempfile.mkdtemp(prefix="hzreliable-redis-"))
         self.process: subprocess.Popen[bytes] | None = None
+        self.tls = tls
+        if tls:
+            self._make_certificate()
+
+    def _make_certificate(self) -> None:
+        """A self-signed certificate for 127.0.0.1, serving as its own CA."""
+        openssl = shutil.which("openssl")
+        if openssl is None:
+            raise RuntimeError("openssl is needed to make a test certificate")
+        subprocess.run(
+            [
+                openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes",
+                "-keyout", str(self.dir / "key.pem"),
+                "-out", str(self.dir / "cert.pem"),
+                "-days", "2", "-subj", "/CN=127.0.0.1",
+                "-addext", "subjectAltName=IP:127.0.0.1",
+            ],
+            check=True,
+            capture_output=True,
+        )  # fmt: skip
+
+    @property
+    def ca_file(self) -> str:
+        return str(self.dir / "cert.pem")
 
     @property
     def url(self) -> str:
+        if self.tls:
+            return (
+                f"rediss://127.0.0.1:{self.port}/0"
+                f"?ssl_cert_reqs=required&ssl_ca_certs={self.ca_file}"
+            )
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self) -> RedisServer:
+        if self.tls:
+            listen = [
+                "--port", "0",
+                "--tls-port", str(self.port),
+                "--tls-cert-file", str(self.dir / "cert.pem"),
+                "--tls-key-file", str(self.dir / "key.pem"),
+                "--tls-ca-cert-file", self.ca_file,
+                "--tls-auth-clients", "no",
+            ]  # fmt: skip
+        else:
+            listen = ["--port", str(self.port)]
         args = [
             self.binary,
-            "--port", str(self.port),
+            *listen,
             "--bind", "127.0.0.1",
             "--save", "",
             "--appendonly", "no",
@@ -50,7 +90,7 @@ class RedisServer:
         ]  # fmt: skip
         self.process = subprocess.Popen(args)
         deadline = time.monotonic() + 10
-        probe = redis.Redis(port=self.port, socket_timeout=0.5)
+        probe = self.client(socket_timeout=0.5)
         try:
             while True:
                 try:
@@ -80,7 +120,9 @@ class RedisServer:
             self.process = None
 
     def client(self, **kwargs: object) -> redis.Redis:
-        return redis.Redis(port=self.port, **kwargs)  # type: ignore[arg-type]
+        if self.tls:
+            kwargs.update(ssl=True, ssl_ca_certs=self.ca_file)
+        return redis.Redis(host="127.0.0.1", port=self.port, **kwargs)  # type: ignore[arg-type]
 
     def cleanup(self) -> None:
         self.kill()

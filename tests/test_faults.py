@@ -299,3 +299,24 @@ def test_concurrent_publishers_survive_killed_connections(
     eventually(lambda: len(recorder.messages) == 200, timeout=30)
     assert recorder.received == list(range(200))
     client.shutdown()
+
+
+def test_a_rediss_url_passes_tls_through_to_redis_py() -> None:
+    server = RedisServer(tls=True).start()
+    try:
+        with ReliableTopicClient.from_url(server.url) as client:
+            topic = client.get_reliable_topic("secret")
+            recorder = Recorder(FROM_OLDEST)
+            topic.add_listener(recorder)
+            topic.publish_all(["over", "tls"])
+
+            eventually(lambda: recorder.received == ["over", "tls"])
+            connection = client.redis.connection_pool.get_connection()
+            try:
+                assert type(connection).__name__ == "SSLConnection"
+            finally:
+                client.redis.connection_pool.release(connection)
+        with pytest.raises(redis.ConnectionError):
+            redis.Redis(port=server.port, socket_timeout=1).ping()
+    finally:
+        server.cleanup()
