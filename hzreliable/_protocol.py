@@ -268,6 +268,25 @@ class Cursor:
             self.next = requested
         return None
 
+    def accept(self, batch: Any) -> tuple[list[Any], StaleSequenceException | None]:
+        """
+        Judge one read (a ``_reading.Batch``): the entries to deliver, or an
+        error that ends the listener. No entries and no error: read again.
+        """
+        if not batch.entries:
+            if batch.state is None:
+                return [], None
+            return [], self.check_idle(batch.state)
+        resets = self.resets
+        problem = self.check_epoch(batch.epoch)
+        if problem is not None or self.resets != resets:
+            # After a tolerated reset, what was read may predate it.
+            return [], problem
+        problem = self.check_first(sequence_of(batch.entries[0][0]))
+        if problem is not None:
+            return [], problem
+        return batch.entries, None
+
     def check_epoch(self, epoch: str | None) -> StaleSequenceException | None:
         """After each read: has the topic been recreated since we started?"""
         if epoch == self.epoch or epoch is None:

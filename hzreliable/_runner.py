@@ -12,6 +12,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from ._errors import MessageDecodeError
 from ._listener import ReliableMessageListener
 from ._protocol import Cursor, RingState, after_id, as_text, decode_entry, sequence_of
+from ._reading import Batch, Flight, ReadCache
 from ._retry import Backoff
 
 if TYPE_CHECKING:
@@ -46,6 +47,7 @@ class ListenerRunner(threading.Thread):
 
     def stop(self) -> None:
         self.stopping.set()
+        self.topic._reader.wake()
 
     def run(self) -> None:
         try:
@@ -61,46 +63,21 @@ class ListenerRunner(threading.Thread):
         backoff = Backoff(f"topic {topic.name!r}: listener read")
         while not self.stopping.is_set():
             try:
-                entries, epoch = self._read()
-                if not entries:
-                    state = RingState.parse(topic._state())
+                batch = topic._reader.read(self.cursor.next, self.stopping)
             except (RedisConnectionError, RedisTimeoutError) as error:
                 if not backoff.wait(error, self.stopping):
                     return None
                 continue
             if backoff.failures:
                 backoff.reset()
+            entries, problem = self.cursor.accept(batch)
+            if problem is not None:
+                return problem
             if entries:
-                resets = self.cursor.resets
-                problem = self.cursor.check_epoch(epoch)
-                if problem is not None:
-                    return problem
-                if self.cursor.resets != resets:
-                    continue  # what was read may predate the reset: read again
-                problem = self.cursor.check_first(sequence_of(entries[0][0]))
-                if problem is not None:
-                    return problem
                 ended = self._deliver(entries)
                 if ended is not None:
                     return ended
-            else:
-                problem = self.cursor.check_idle(state)
-                if problem is not None:
-                    return problem
         return None
-
-    def _read(self) -> tuple[list[Any], str | None]:
-        topic = self.topic
-        pipe = topic._client._redis.pipeline(transaction=False)
-        pipe.xread(
-            {topic._keys.stream: after_id(self.cursor.next)},
-            count=topic.config.read_batch_size,
-            block=topic._client._block_ms,
-        )
-        pipe.hget(topic._keys.meta, "epoch")
-        streams, epoch = pipe.execute()
-        entries = streams[0][1] if streams else []
-        return entries, as_text(epoch)
 
     def _deliver(self, entries: list[Any]) -> BaseException | None:
         topic = self.topic
@@ -158,3 +135,75 @@ class ListenerRunner(threading.Thread):
             self.listener.on_cancel()
         except Exception:
             logger.exception("topic %r: on_cancel raised", self.topic.name)
+
+
+class SharedReader:
+    """
+    Reads one topic for all of this client's listeners: a listener whose
+    next entry is cached takes it from there, and listeners waiting at the
+    same position share one blocking read instead of issuing one each.
+    """
+
+    def __init__(self, topic: ReliableTopicProxy) -> None:
+        self.topic = topic
+        self.cache = ReadCache()
+        self.changed = threading.Condition()
+        self.flights: dict[int, Flight] = {}
+
+    def wake(self) -> None:
+        with self.changed:
+            self.changed.notify_all()
+
+    def read(self, sequence: int, stopping: threading.Event) -> Batch:
+        count = self.topic.config.read_batch_size
+        with self.changed:
+            hit = self.cache.lookup(sequence, count)
+            if hit is not None:
+                return hit
+            flight = self.flights.get(sequence)
+            if flight is not None:
+                return self._follow(flight, stopping)
+            flight = self.flights[sequence] = Flight()
+        try:
+            batch = self._fetch(sequence, count)
+        except BaseException as error:
+            flight.error = error
+            raise
+        else:
+            flight.batch = batch
+            return batch
+        finally:
+            with self.changed:
+                del self.flights[sequence]
+                flight.done = True
+                if flight.batch is not None:
+                    self.cache.add(flight.batch)
+                self.changed.notify_all()
+
+    def _follow(self, flight: Flight, stopping: threading.Event) -> Batch:
+        """Wait (holding the condition) for another listener's read."""
+        limit = self.topic._client._block_ms / 1000 + FOLLOW_MARGIN
+        self.changed.wait_for(lambda: flight.done or stopping.is_set(), limit)
+        if flight.error is not None:
+            raise flight.error
+        return flight.batch or Batch([], None)
+
+    def _fetch(self, sequence: int, count: int) -> Batch:
+        topic = self.topic
+        client = topic._client
+        pipe = client._redis.pipeline(transaction=False)
+        pipe.xread(
+            {topic._keys.stream: after_id(sequence)},
+            count=count,
+            block=client._block_ms,
+        )
+        pipe.hget(topic._keys.meta, "epoch")
+        streams, epoch = pipe.execute()
+        if streams:
+            return Batch(streams[0][1], as_text(epoch))
+        return Batch([], as_text(epoch), RingState.parse(topic._state()))
+
+
+FOLLOW_MARGIN = 5.0
+"""Seconds a listener waits beyond the blocking read for another listener's
+read before reading again itself."""

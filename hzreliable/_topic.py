@@ -34,7 +34,7 @@ from ._protocol import (
     read_publish_reply,
 )
 from ._retry import Backoff
-from ._runner import ListenerRunner
+from ._runner import ListenerRunner, SharedReader
 from ._scripts import PUBLISH, STATE
 from ._stats import ListenerStats, LocalTopicStats
 
@@ -78,6 +78,7 @@ class ReliableTopicProxy:
         self._runners: dict[str, ListenerRunner] = {}
         self._issued: set[str] = set()
         self._errors: dict[str, BaseException | None] = {}
+        self._reader = SharedReader(self)
         self.ringbuffer = RingbufferView(self)
         """A read-only view of the ring behind this topic."""
 

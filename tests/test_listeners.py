@@ -387,17 +387,17 @@ def test_an_idle_topic_does_not_end_a_listener(make_client: Any) -> None:
     topic = client.get_reliable_topic("idle")
     recorder = Recorder()
     registration = topic.add_listener(recorder)
-    runner = topic._runners[registration]
+    reader = topic._reader
     reads = threading.Event()
-    original = runner._read
+    original = reader._fetch
 
-    def counting_read() -> Any:
-        result = original()
-        if not result[0]:
+    def counting_fetch(sequence: int, count: int) -> Any:
+        batch = original(sequence, count)
+        if not batch.entries:
             reads.set()
-        return result
+        return batch
 
-    runner._read = counting_read  # type: ignore[method-assign,unused-ignore]
+    reader._fetch = counting_fetch  # type: ignore[method-assign,unused-ignore]
     reads.clear()
     eventually(reads.is_set, what="an idle read")
     topic.publish("late")
@@ -432,3 +432,31 @@ def test_a_short_socket_timeout_does_not_break_blocking_reads(
         eventually(done.is_set)
         eventually(lambda: recorder.received == ["x"])
         assert recorder.cancelled == 0
+
+
+def test_listeners_at_the_same_position_share_their_reads(
+    client: ReliableTopicClient,
+) -> None:
+    topic = client.get_reliable_topic("fan", ReliableTopicConfig(read_batch_size=10))
+    topic.publish_all(range(100))
+    reader = topic._reader
+    fetched: list[int] = []
+    original = reader._fetch
+
+    def counting_fetch(sequence: int, count: int) -> Any:
+        batch = original(sequence, count)
+        if batch.entries:
+            fetched.append(sequence)
+        return batch
+
+    reader._fetch = counting_fetch  # type: ignore[method-assign,unused-ignore]
+    recorders = [Recorder(FROM_OLDEST) for _ in range(20)]
+
+    for recorder in recorders:
+        topic.add_listener(recorder)
+
+    for recorder in recorders:
+        eventually(lambda r=recorder: len(r.messages) == 100)  # type: ignore[misc]
+        assert recorder.sequences == list(range(100))
+    # Twenty listeners, ten batches: one read per batch, not one per listener.
+    assert sorted(fetched) == list(range(0, 100, 10))

@@ -1,0 +1,77 @@
+"""
+What a listener reads, and the cache that lets listeners of one topic share
+their reads. Nothing here does I/O; the threaded and asyncio runners wrap it
+with their own locks and waits.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ._protocol import RingState, sequence_of
+
+CACHE_ENTRIES = 4096
+"""Recent entries a client keeps per topic for its other listeners."""
+
+
+@dataclass(slots=True)
+class Batch:
+    """One read: entries in order, the topic identity seen right after the
+    read, and (only when nothing came) the ring's state for the idle checks."""
+
+    entries: list[Any]
+    epoch: str | None
+    state: RingState | None = None
+
+
+@dataclass(slots=True)
+class Flight:
+    """A read in progress that listeners at the same position wait for."""
+
+    done: bool = False
+    batch: Batch | None = None
+    error: BaseException | None = None
+
+
+class ReadCache:
+    """
+    Entries recently read from one topic, by sequence.
+
+    Listeners at the same position (the common case: all caught up) then cost
+    one Redis read per batch between them instead of one each.
+    """
+
+    def __init__(self, keep: int = CACHE_ENTRIES) -> None:
+        self._keep = keep
+        self._entries: dict[int, Any] = {}
+        self._epoch: str | None = None
+        self._newest = -1
+
+    def lookup(self, sequence: int, count: int) -> Batch | None:
+        """Entries from ``sequence`` on, if the cache holds that one."""
+        entries = self._entries
+        if sequence not in entries:
+            return None
+        found: list[Any] = []
+        while sequence in entries and len(found) < count:
+            found.append(entries[sequence])
+            sequence += 1
+        return Batch(found, self._epoch)
+
+    def add(self, batch: Batch) -> None:
+        if batch.epoch != self._epoch:
+            self._entries.clear()
+            self._epoch = batch.epoch
+            self._newest = -1
+        for entry in batch.entries:
+            sequence = sequence_of(entry[0])
+            self._entries[sequence] = entry
+            self._newest = max(self._newest, sequence)
+        if len(self._entries) > 2 * self._keep:
+            oldest = self._newest - self._keep
+            self._entries = {s: e for s, e in self._entries.items() if s > oldest}
+
+    def clear(self) -> None:
+        self._entries.clear()
+        self._newest = -1
