@@ -1,11 +1,16 @@
 """
 Benchmark hzreliable against hand-written redis-py on one redis-server.
 
-    .venv/bin/python -m bench.run [--rounds 3] [--messages 5000]
+    .venv/bin/python -m bench.run [--rounds 3] [--messages 5000] [--peers]
 
 Starts its own redis-server on a free loopback port, runs each figure in
 alternating rounds (ours, baseline, ours, ...) and prints medians and the
 ratio ours/baseline in throughput (higher is better for us).
+
+--peers adds walrus and FastStream (bench/peers.py; needs the packages
+``walrus`` and ``faststream[redis]``) to every round (ours, baseline, walrus,
+faststream, ours, ...) and prints their medians and the ratios
+hzreliable/walrus and hzreliable/faststream.
 """
 
 from __future__ import annotations
@@ -111,10 +116,62 @@ def timed(fn: Callable[[redis.Redis, int], Any], r: redis.Redis, n: int) -> floa
     return n / elapsed
 
 
+def _run_with_peers(r: redis.Redis, n: int, rounds: int) -> None:
+    from bench import peers  # only with --peers: walrus and faststream are optional
+
+    peers.faststream_fill(r, n)
+    figures = [
+        (
+            "publish (msg/s)",
+            [
+                ours_publish,
+                redis_publish,
+                peers.walrus_publish,
+                peers.faststream_publish,
+            ],
+        ),
+        (
+            "publish_all x100 (msg/s)",
+            [
+                ours_publish_all,
+                redis_publish_all,
+                peers.walrus_publish_all,
+                peers.faststream_publish_all,
+            ],
+        ),
+        (
+            "delivery, 1 listener (msg/s)",
+            [
+                ours_delivery,
+                redis_delivery,
+                peers.walrus_delivery,
+                peers.faststream_delivery,
+            ],
+        ),
+    ]
+    print(
+        f"{'figure':<30} {'hzreliable':>12} {'redis-py':>12} {'ratio':>7}"
+        f" {'walrus':>12} {'faststream':>12} {'hz/walrus':>10} {'hz/faststream':>14}"
+    )
+    for name, contenders in figures:
+        results: list[list[float]] = [[] for _ in contenders]
+        for _ in range(rounds):
+            for fn, result in zip(contenders, results, strict=True):
+                result.append(timed(fn, r, n))
+        ours, raw, wal, fst = (statistics.median(result) for result in results)
+        print(
+            f"{name:<30} {ours:>12,.0f} {raw:>12,.0f} {ours / raw:>7.2f}"
+            f" {wal:>12,.0f} {fst:>12,.0f} {ours / wal:>10.2f} {ours / fst:>14.2f}"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--messages", type=int, default=5000)
+    parser.add_argument(
+        "--peers", action="store_true", help="also measure walrus and FastStream"
+    )
     args = parser.parse_args()
     server = RedisServer().start()
     try:
@@ -124,6 +181,9 @@ def main() -> None:
         with ReliableTopicClient(r) as client:
             config = ReliableTopicConfig(read_batch_size=100)
             client.get_reliable_topic("bench-deliver", config).publish_all([EVENT] * n)
+        if args.peers:
+            _run_with_peers(r, n, args.rounds)
+            return
         figures = [
             ("publish (msg/s)", ours_publish, redis_publish),
             ("publish_all x100 (msg/s)", ours_publish_all, redis_publish_all),

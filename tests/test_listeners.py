@@ -386,7 +386,7 @@ def test_an_idle_topic_does_not_end_a_listener(make_client: Any) -> None:
     client._block_ms = 20
     topic = client.get_reliable_topic("idle")
     recorder = Recorder()
-    registration = topic.add_listener(recorder)
+    topic.add_listener(recorder)
     reader = topic._reader
     reads = threading.Event()
     original = reader._fetch
