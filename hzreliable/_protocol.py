@@ -7,8 +7,8 @@ the asyncio clients apply exactly the same logic.
 from __future__ import annotations
 
 import logging
+import os
 import re
-import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,7 +61,9 @@ class TopicKeys:
 
 
 def new_epoch() -> str:
-    return uuid.uuid4().hex
+    """A fresh identity for a topic, offered with every call that may create
+    it (random, so a recreated topic never reuses an old identity)."""
+    return os.urandom(8).hex()
 
 
 def after_id(sequence: int) -> bytes:

@@ -71,6 +71,7 @@ class ReliableTopicProxy:
         self._keys = TopicKeys.of(name)
         self._epoch = epoch
         self._stats_enabled = config.statistics_enabled
+        self._ring_args = [config.capacity, config.ttl_us, config.overload_policy.value]
         self._creation_time = time.time()
         self._published = 0
         self._received = 0
@@ -134,21 +135,20 @@ class ReliableTopicProxy:
             raise ValueError(f"timeout must be >= 0 or None, not {timeout}")
         config = self._config
         args: list[Any] = [
-            config.capacity,
-            config.ttl_us,
-            config.overload_policy.value,
+            *self._ring_args,
             new_epoch(),
             *client._publisher_token(),
             *encode_messages(client._codec, messages, config),
         ]
         deadline = None if timeout is None else time.monotonic() + timeout
-        backoff = Backoff(f"topic {self._name!r}: publish")
+        backoff = None
         while True:
             try:
                 reply = client._script(PUBLISH, self._keys.all, args)
             except (RedisConnectionError, RedisTimeoutError) as error:
                 # Safe to resend: the publisher token makes the script store
                 # these messages at most once, however often it runs.
+                backoff = backoff or Backoff(f"topic {self._name!r}: publish")
                 if backoff.failures >= PUBLISH_RETRIES:
                     raise
                 if not backoff.wait(error, client._closed):
