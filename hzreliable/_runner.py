@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from ._core import log_listener_end, log_listener_error
 from ._errors import MessageDecodeError
 from ._listener import ReliableMessageListener
 from ._protocol import Cursor, RingState, after_id, as_text, decode_entry, sequence_of
@@ -112,25 +113,16 @@ class ListenerRunner(threading.Thread):
             )
             return True
         if not terminal:
-            logger.warning(
-                "topic %r: listener %s raised %r at sequence %d; continuing",
-                self.topic.name,
-                self.registration_id,
-                error,
-                self.cursor.next - 1,
+            log_listener_error(
+                self.topic.name, self.registration_id, error, self.cursor.next - 1
             )
         return terminal
 
     def finish(self) -> None:
         self.topic._runner_ended(self)
-        if self.error is not None:
-            logger.warning(
-                "topic %r: listener %s ended at sequence %d: %s",
-                self.topic.name,
-                self.registration_id,
-                self.cursor.next,
-                self.error,
-            )
+        log_listener_end(
+            self.topic.name, self.registration_id, self.error, self.cursor.next
+        )
         try:
             self.listener.on_cancel()
         except Exception:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 import uuid
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
@@ -13,7 +12,15 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ._config import ReliableTopicConfig
-from ._errors import StaleSequenceException
+from ._core import (
+    PUBLISH_RETRIES,
+    TopicCore,
+    check_read_range,
+    decode_all,
+    not_published,
+    remaining_capacity,
+    start_cursor,
+)
 from ._listener import (
     ReliableMessageListener,
     TopicMessage,
@@ -21,22 +28,16 @@ from ._listener import (
     check_initial_sequence,
 )
 from ._protocol import (
-    Cursor,
     RingState,
-    TopicKeys,
-    block_timeout_error,
     check_batch,
     check_replication,
-    decode_entry,
-    encode_messages,
     entry_id,
-    new_epoch,
     read_publish_reply,
 )
 from ._retry import Backoff
 from ._runner import ListenerRunner, SharedReader
 from ._scripts import PUBLISH, STATE
-from ._stats import ListenerStats, LocalTopicStats
+from ._stats import LocalTopicStats
 
 if TYPE_CHECKING:
     from ._client import ReliableTopicClient
@@ -45,12 +46,8 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["ReliableTopicProxy", "RingbufferView"]
 
-PUBLISH_RETRIES = 3
-"""Times a publish is resent after a connection error or timeout, on top of
-redis-py's own retries; resending is safe because publishes deduplicate."""
 
-
-class ReliableTopicProxy:
+class ReliableTopicProxy(TopicCore):
     """
     A topic: ordered publish/subscribe over one capped Redis stream.
 
@@ -65,36 +62,12 @@ class ReliableTopicProxy:
         config: ReliableTopicConfig,
         epoch: str,
     ) -> None:
+        super().__init__(name, config, epoch)
         self._client = client
-        self._name = name
-        self._config = config
-        self._keys = TopicKeys.of(name)
-        self._epoch = epoch
-        self._stats_enabled = config.statistics_enabled
-        self._ring_args = [config.capacity, config.ttl_us, config.overload_policy.value]
-        self._creation_time = time.time()
-        self._published = 0
-        self._received = 0
-        self._lock = threading.Lock()
         self._runners: dict[str, ListenerRunner] = {}
-        self._issued: set[str] = set()
-        self._errors: dict[str, BaseException | None] = {}
         self._reader = SharedReader(self)
         self.ringbuffer = RingbufferView(self)
         """A read-only view of the ring behind this topic."""
-
-    @property
-    def name(self) -> str:
-        """The topic's name."""
-        return self._name
-
-    @property
-    def config(self) -> ReliableTopicConfig:
-        """The settings in force, ring settings as stored in Redis."""
-        return self._config
-
-    def __repr__(self) -> str:
-        return f"<ReliableTopic {self._name!r}>"
 
     # ------------------------------------------------------------ publishing
 
@@ -131,16 +104,10 @@ class ReliableTopicProxy:
     def _publish(self, messages: list[Any], timeout: float | None) -> list[int]:
         client = self._client
         client._check_open()
-        if timeout is not None and timeout < 0:
-            raise ValueError(f"timeout must be >= 0 or None, not {timeout}")
+        deadline = self._check_timeout(timeout)
+        token = client._publisher_token()
+        args = self._publish_args(client._codec, token, messages)
         config = self._config
-        args: list[Any] = [
-            *self._ring_args,
-            new_epoch(),
-            *client._publisher_token(),
-            *encode_messages(client._codec, messages, config),
-        ]
-        deadline = None if timeout is None else time.monotonic() + timeout
         backoff = None
         while True:
             try:
@@ -156,8 +123,7 @@ class ReliableTopicProxy:
                 continue
             outcome = read_publish_reply(self._name, config, reply)
             if outcome.sequences is not None:
-                if self._stats_enabled:
-                    self._published += len(outcome.sequences)
+                self._published_now(outcome.sequences)
                 if config.replicas_to_ack and outcome.sequences:
                     acked = client._redis.wait(
                         config.replicas_to_ack,
@@ -165,15 +131,7 @@ class ReliableTopicProxy:
                     )
                     check_replication(self._name, config, outcome.sequences, acked)
                 return outcome.sequences
-            assert outcome.wait is not None
-            pause = outcome.wait
-            if deadline is not None:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise block_timeout_error(self._name, timeout or 0.0)
-                pause = min(pause, left)
-            logger.debug("topic %r is full; waiting %.3fs", self._name, pause)
-            if client._closed.wait(pause):
+            if client._closed.wait(self._pause(outcome, deadline, timeout)):
                 client._check_open()
 
     # ------------------------------------------------------------- listening
@@ -192,8 +150,9 @@ class ReliableTopicProxy:
         requested = check_initial_sequence(reliable.retrieve_initial_sequence())
         tolerant = bool(reliable.is_loss_tolerant())
         state = RingState.parse(self._state())
-        cursor = Cursor(self._name, tolerant, state.epoch or self._epoch)
-        problem = cursor.start(requested, state)
+        cursor, problem = start_cursor(
+            self._name, tolerant, requested, state, self._epoch
+        )
         registration_id = str(uuid.uuid4())
         runner = ListenerRunner(self, registration_id, reliable, cursor)
         with self._lock:
@@ -213,36 +172,14 @@ class ReliableTopicProxy:
         or ended by itself). Delivery stops before the next message, even
         when called from inside ``on_message``; ``on_cancel`` runs once.
         """
-        if not isinstance(registration_id, str):
-            raise TypeError(
-                f"registration_id must be a str, not {type(registration_id).__name__}"
-            )
         with self._lock:
-            if registration_id not in self._issued:
-                raise ValueError(
-                    f"topic {self._name!r} never issued registration id "
-                    f"{registration_id!r}"
-                )
-            runner = self._runners.pop(registration_id, None)
+            runner = self._runners.pop(self._check_issued(registration_id), None)
         if runner is None:
             return False
         runner.stop()
         if runner is not threading.current_thread() and runner.is_alive():
             runner.join(self._client.join_timeout)
         return True
-
-    def listener_error(self, registration_id: str) -> BaseException | None:
-        """
-        Why a listener ended by itself: the :class:`StaleSequenceException`
-        or the terminal error; ``None`` while it runs or after a removal.
-        """
-        with self._lock:
-            if registration_id not in self._issued:
-                raise ValueError(
-                    f"topic {self._name!r} never issued registration id "
-                    f"{registration_id!r}"
-                )
-            return self._errors.get(registration_id)
 
     def _runner_ended(self, runner: ListenerRunner) -> None:
         with self._lock:
@@ -276,21 +213,7 @@ class ReliableTopicProxy:
         with self._lock:
             runners = dict(self._runners)
         tail = RingState.parse(self._state()).tail if runners else -1
-        listeners = {
-            rid: ListenerStats(
-                next_sequence=r.cursor.next,
-                lag=max(0, tail + 1 - r.cursor.next),
-                lost_count=r.cursor.lost,
-                reset_count=r.cursor.resets,
-            )
-            for rid, r in runners.items()
-        }
-        return LocalTopicStats(
-            creation_time=self._creation_time,
-            publish_operation_count=self._published,
-            receive_operation_count=self._received,
-            listeners=listeners,
-        )
+        return self._stats(dict(runners), tail)
 
     def _state(self) -> list[Any]:
         reply: list[Any] = self._client._script(
@@ -330,18 +253,15 @@ class RingbufferView:
         a retention period is never full, so this is then the capacity.
         """
         config = self._topic.config
-        if config.time_to_live == 0:
-            return config.capacity
-        return config.capacity - self._ring().size
+        size = self._ring().size if config.time_to_live else 0
+        return remaining_capacity(config, size)
 
     def read_one(self, sequence: int) -> TopicMessage[Any]:
         """The message at ``sequence``; raises :class:`StaleSequenceException`
         if it is no longer retained and ``ValueError`` past the tail."""
         messages = self.read_many(sequence, 1)
         if not messages:
-            raise ValueError(
-                f"topic {self._topic.name!r}: sequence {sequence} is not published yet"
-            )
+            raise not_published(self._topic.name, sequence)
         return messages[0]
 
     def read_many(self, start_sequence: int, max_count: int) -> list[TopicMessage[Any]]:
@@ -349,33 +269,9 @@ class RingbufferView:
         Up to ``max_count`` messages from ``start_sequence`` on, without
         waiting. An entry that cannot be decoded raises MessageDecodeError.
         """
-        _check_count("start_sequence", start_sequence, 0)
-        _check_count("max_count", max_count, 1)
         topic = self._topic
-        ring = self._ring()
-        if start_sequence > ring.tail + 1:
-            raise ValueError(
-                f"topic {topic.name!r}: start_sequence {start_sequence} is "
-                f"beyond the tail {ring.tail}"
-            )
-        if start_sequence < ring.head:
-            raise StaleSequenceException(
-                topic.name, start_sequence, ring.head, ring.head - start_sequence
-            )
-        entries: Any = topic._client._redis.xrange(
+        check_read_range(topic.name, self._ring(), start_sequence, max_count)
+        entries = topic._client._redis.xrange(
             topic._keys.stream, min=entry_id(start_sequence), count=max_count
         )
-        messages = []
-        for entry in entries:
-            message = decode_entry(topic.name, topic._client._codec, entry)
-            if isinstance(message, Exception):
-                raise message
-            messages.append(message)
-        return messages
-
-
-def _check_count(what: str, value: object, lowest: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{what} must be an int, not {type(value).__name__}")
-    if value < lowest:
-        raise ValueError(f"{what} must be >= {lowest}, not {value}")
+        return decode_all(topic.name, topic._client._codec, entries)
