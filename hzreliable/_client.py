@@ -58,9 +58,10 @@ def block_ms(socket_timeout: float | None) -> int:
     return max(1, int(wait * 1000))
 
 
-def _binary_twin(client: Redis) -> Redis | None:
+def binary_twin(client: Any) -> Any:
     """A client on the same server that returns bytes, for callers whose
-    client decodes responses: payloads may be any bytes."""
+    client decodes responses: payloads may be any bytes. Works for the
+    threaded and the asyncio redis-py clients alike; None if not needed."""
     pool = client.connection_pool
     if not pool.connection_kwargs.get("decode_responses"):
         return None
@@ -92,7 +93,7 @@ class ReliableTopicClient:
         if redis is None:
             redis = _open(resolve_url(url))
             self._owned.append(redis)
-        twin = _binary_twin(redis)
+        twin = binary_twin(redis)
         if twin is not None:
             self._owned.append(twin)
         self._redis: Redis = twin or redis
