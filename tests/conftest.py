@@ -13,6 +13,7 @@ import redis
 
 from hzreliable import ReliableTopicClient
 
+from .async_facade import AsyncClientFacade, LoopThread
 from .servers import RedisServer, redis_server_required
 
 
@@ -68,21 +69,35 @@ def backend(request: pytest.FixtureRequest) -> Iterator[redis.Redis]:
     client.close()
 
 
-@pytest.fixture
-def make_client(backend: redis.Redis) -> Iterator[Callable[[], ReliableTopicClient]]:
-    """Make clients on the backend; all are shut down after the test."""
-    made: list[ReliableTopicClient] = []
+@pytest.fixture(params=["sync", "asyncio"])
+def api(request: pytest.FixtureRequest) -> str:
+    """Which API a behaviour test drives: threads, or asyncio (through a
+    facade with the threaded interface, see async_facade.py)."""
+    return str(request.param)
 
-    def make(**kwargs: Any) -> ReliableTopicClient:
-        client = ReliableTopicClient(backend, **kwargs)
+
+@pytest.fixture
+def make_client(backend: redis.Redis, api: str) -> Iterator[Callable[..., Any]]:
+    """Make clients of the chosen API on the backend; all are shut down
+    after the test."""
+    made: list[Any] = []
+    loop = LoopThread() if api == "asyncio" else None
+
+    def make(**kwargs: Any) -> Any:
+        if loop is None:
+            client: Any = ReliableTopicClient(backend, **kwargs)
+        else:
+            client = AsyncClientFacade(loop, backend, **kwargs)
         made.append(client)
         return client
 
     yield make
     for client in made:
         client.shutdown()
+    if loop is not None:
+        loop.close()
 
 
 @pytest.fixture
-def client(make_client: Callable[[], ReliableTopicClient]) -> ReliableTopicClient:
+def client(make_client: Callable[..., Any]) -> Any:
     return make_client()

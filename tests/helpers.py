@@ -2,10 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from hzreliable import FROM_LATEST, ReliableMessageListener, TopicMessage
+
+
+def worker_name() -> str:
+    """The asyncio task running this code, or else its thread."""
+    try:
+        task = asyncio.current_task()
+    except RuntimeError:
+        task = None
+    return task.get_name() if task is not None else threading.current_thread().name
 
 
 class Recorder(ReliableMessageListener[Any]):
@@ -52,7 +64,7 @@ class Recorder(ReliableMessageListener[Any]):
             self.active += 1
             self.overlapped |= self.active > 1
         try:
-            self.threads.add(threading.current_thread().name)
+            self.threads.add(worker_name())
             self.calls.append(("message", message.sequence))
             if message.sequence in self.fail_on:
                 raise RuntimeError(f"failing on {message.sequence}")
@@ -73,3 +85,67 @@ class Recorder(ReliableMessageListener[Any]):
 
     def on_cancel(self) -> None:
         self.cancelled += 1
+
+
+def in_event_loop() -> bool:
+    """True inside the asyncio API's event loop (listener code runs there)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+def then(wait: threading.Event, action: Callable[[], None]) -> Any:
+    """
+    Wait for ``wait``, then run ``action``: blocking in a listener thread;
+    in the event loop, as a coroutine the asyncio API awaits (blocking there
+    would stop the whole loop, publishers included).
+    """
+    if not in_event_loop():
+        wait.wait(10)
+        action()
+        return None
+
+    async def later() -> None:
+        await asyncio.to_thread(wait.wait, 10)
+        action()
+
+    return later()
+
+
+def watch_fetches(topic: Any, seen: Callable[[int, Any], None]) -> None:
+    """Call ``seen(sequence, batch)`` after each Redis read of the topic's
+    shared reader, whichever API it belongs to."""
+    reader = topic._reader
+    original = reader._fetch
+    if inspect.iscoroutinefunction(original):
+
+        async def fetch_async(sequence: int, count: int) -> Any:
+            batch = await original(sequence, count)
+            seen(sequence, batch)
+            return batch
+
+        reader._fetch = fetch_async
+        return
+
+    def fetch(sequence: int, count: int) -> Any:
+        batch = original(sequence, count)
+        seen(sequence, batch)
+        return batch
+
+    reader._fetch = fetch
+
+
+def live_workers(client: Any) -> set[str]:
+    """Names of the listener threads (or asyncio tasks) still running."""
+    loop = getattr(client, "_runner", None)
+    if loop is None:
+        return {t.name for t in threading.enumerate() if "hzreliable" in t.name}
+
+    async def tasks() -> set[str]:
+        names = {t.get_name() for t in asyncio.all_tasks() if not t.done()}
+        return {name for name in names if "hzreliable" in name}
+
+    found: set[str] = loop.run(tasks())
+    return found

@@ -16,7 +16,7 @@ from hzreliable import (
 )
 
 from .conftest import eventually
-from .helpers import Recorder
+from .helpers import Recorder, live_workers, then
 
 
 class Durable(Recorder):
@@ -74,14 +74,13 @@ def test_shutdown_ends_every_listener_and_joins_its_thread(make_client: Any) -> 
     recorders = [Recorder() for _ in range(3)]
     for index, recorder in enumerate(recorders):
         client.get_reliable_topic(f"t{index}").add_listener(recorder)
-    names = {t.name for t in threading.enumerate() if "hzreliable" in t.name}
+    names = live_workers(client)
     assert len(names) == 3
 
     client.shutdown()
 
     assert [r.cancelled for r in recorders] == [1, 1, 1]
-    alive = {t.name for t in threading.enumerate()}
-    assert not names & alive
+    assert not names & live_workers(client)
     with pytest.raises(RuntimeError, match="shut down"):
         client.get_reliable_topic("t0")
 
@@ -146,9 +145,8 @@ def test_statistics_count_publishes_deliveries_and_lag(
     gate = threading.Event()
 
     class Gated(Recorder):
-        def on_message(self, message: TopicMessage[Any]) -> None:
-            gate.wait(10)
-            super().on_message(message)
+        def on_message(self, message: TopicMessage[Any]) -> Any:
+            return then(gate, lambda: Recorder.on_message(self, message))
 
     recorder = Gated(FROM_OLDEST)
     registration = topic.add_listener(recorder)

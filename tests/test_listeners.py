@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import redis
@@ -22,7 +22,7 @@ from hzreliable import (
 from hzreliable._protocol import TopicKeys
 
 from .conftest import eventually
-from .helpers import Recorder
+from .helpers import Recorder, in_event_loop, then, watch_fetches
 
 
 def test_a_plain_callable_gets_only_messages_published_after_registration(
@@ -152,10 +152,12 @@ def test_loss_while_listening_is_detected(client: ReliableTopicClient) -> None:
     seen: list[int] = []
 
     class Slow(Recorder):
-        def on_message(self, message: TopicMessage[Any]) -> None:
-            release.wait(10)
-            seen.append(message.sequence)
-            super().on_message(message)
+        def on_message(self, message: TopicMessage[Any]) -> Any:
+            def handle() -> None:
+                seen.append(message.sequence)
+                Recorder.on_message(self, message)
+
+            return then(release, handle)
 
     recorder = Slow(FROM_OLDEST, tolerant=True)
     registration = topic.add_listener(recorder)
@@ -285,10 +287,17 @@ def test_remove_from_inside_on_message_stops_before_the_next_message(
     registration: list[str] = []
 
     class RemovesItself(Recorder):
-        def on_message(self, message: TopicMessage[Any]) -> None:
+        def on_message(self, message: TopicMessage[Any]) -> Any:
             super().on_message(message)
-            if message.sequence == 1:
-                assert topic.remove_listener(registration[0]) is True
+            if message.sequence != 1:
+                return None
+            if in_event_loop():
+                return check(cast(Any, topic).inner.remove_listener(registration[0]))
+            assert topic.remove_listener(registration[0]) is True
+            return None
+
+    async def check(removal: Any) -> None:
+        assert await removal is True
 
     recorder = RemovesItself(FROM_LATEST)
     registration.append(topic.add_listener(recorder))
@@ -387,17 +396,13 @@ def test_an_idle_topic_does_not_end_a_listener(make_client: Any) -> None:
     topic = client.get_reliable_topic("idle")
     recorder = Recorder()
     topic.add_listener(recorder)
-    reader = topic._reader
     reads = threading.Event()
-    original = reader._fetch
 
-    def counting_fetch(sequence: int, count: int) -> Any:
-        batch = original(sequence, count)
+    def idle(_: int, batch: Any) -> None:
         if not batch.entries:
             reads.set()
-        return batch
 
-    reader._fetch = counting_fetch  # type: ignore[method-assign,unused-ignore]
+    watch_fetches(topic, idle)
     reads.clear()
     eventually(reads.is_set, what="an idle read")
     topic.publish("late")
@@ -439,17 +444,13 @@ def test_listeners_at_the_same_position_share_their_reads(
 ) -> None:
     topic = client.get_reliable_topic("fan", ReliableTopicConfig(read_batch_size=10))
     topic.publish_all(range(100))
-    reader = topic._reader
     fetched: list[int] = []
-    original = reader._fetch
 
-    def counting_fetch(sequence: int, count: int) -> Any:
-        batch = original(sequence, count)
+    def read(sequence: int, batch: Any) -> None:
         if batch.entries:
             fetched.append(sequence)
-        return batch
 
-    reader._fetch = counting_fetch  # type: ignore[method-assign,unused-ignore]
+    watch_fetches(topic, read)
     recorders = [Recorder(FROM_OLDEST) for _ in range(20)]
 
     for recorder in recorders:
