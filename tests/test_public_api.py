@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import types
+
 import hzreliable
+import hzreliable.asyncio as hz_async
 import hzreliable.proxy.reliable_topic as spec_path
 
 
@@ -10,7 +13,8 @@ def test_all_is_complete_and_sorted() -> None:
     public = {
         name
         for name in dir(hzreliable)
-        if not name.startswith("_") and name not in {"proxy", "annotations"}
+        if not name.startswith("_")
+        and not isinstance(getattr(hzreliable, name), types.ModuleType)
     }
 
     # Constants first, then the rest, each alphabetically (isort style).
@@ -48,3 +52,22 @@ def test_errors_share_one_root() -> None:
         "MessageDecodeError",
     ):
         assert issubclass(getattr(hzreliable, name), hzreliable.HzReliableError)
+
+
+def test_asyncio_all_is_complete_and_sorted() -> None:
+    public = {
+        name
+        for name in dir(hz_async)
+        if not name.startswith("_")
+        and not isinstance(getattr(hz_async, name), types.ModuleType)
+    }
+
+    assert hz_async.__all__ == sorted(
+        hz_async.__all__, key=lambda name: (not name.isupper(), name)
+    )
+    assert set(hz_async.__all__) == public
+
+
+def test_the_asyncio_api_shares_the_threaded_api_types() -> None:
+    for name in ("ReliableMessageListener", "ReliableTopicConfig", "TopicMessage"):
+        assert getattr(hz_async, name) is getattr(hzreliable, name)
