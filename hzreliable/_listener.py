@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import inspect
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -42,14 +43,16 @@ class ReliableMessageListener(Generic[T]):
 
     Override :meth:`on_message`; every other method has a working default:
     start with messages published after registration, remember nothing,
-    end on a gap (not loss tolerant), and log errors without ending.
+    end on a gap (not loss tolerant), and log errors without ending. With
+    :mod:`hzreliable.asyncio` any method may be ``async def``; the threaded
+    API needs plain methods.
     """
 
-    def on_message(self, message: TopicMessage[T]) -> None:
+    def on_message(self, message: TopicMessage[T]) -> Awaitable[None] | None:
         """Handle one message. Called in sequence order, never concurrently."""
         raise NotImplementedError("override on_message")
 
-    def retrieve_initial_sequence(self) -> int:
+    def retrieve_initial_sequence(self) -> int | Awaitable[int]:
         """
         Where to start; called once, by ``add_listener``.
 
@@ -60,19 +63,19 @@ class ReliableMessageListener(Generic[T]):
         """
         return FROM_LATEST
 
-    def store_sequence(self, sequence: int) -> None:
+    def store_sequence(self, sequence: int) -> Awaitable[None] | None:
         """Called with each message's sequence just before :meth:`on_message`."""
 
-    def is_loss_tolerant(self) -> bool:
+    def is_loss_tolerant(self) -> bool | Awaitable[bool]:
         """True to skip ahead when messages were lost; False to end."""
         return False
 
-    def is_terminal(self, error: BaseException) -> bool:
+    def is_terminal(self, error: BaseException) -> bool | Awaitable[bool]:
         """True if ``error`` (raised by on_message, store_sequence or while
         decoding) should end this listener; False logs it and goes on."""
         return False
 
-    def on_cancel(self) -> None:
+    def on_cancel(self) -> Awaitable[None] | None:
         """Called once when the listener ends, for whatever reason."""
 
 
@@ -83,8 +86,8 @@ class _CallableListener(ReliableMessageListener[Any]):
     def __init__(self, function: Callable[[TopicMessage[Any]], Any]) -> None:
         self.function = function
 
-    def on_message(self, message: TopicMessage[Any]) -> None:
-        self.function(message)
+    def on_message(self, message: TopicMessage[Any]) -> Any:
+        return self.function(message)
 
     def __repr__(self) -> str:
         return f"<listener {self.function!r}>"
@@ -117,3 +120,28 @@ def check_initial_sequence(value: object) -> int:
             ">= 0, FROM_OLDEST (-1) or FROM_LATEST (-2)"
         )
     return value
+
+
+def check_threaded(listener: ReliableMessageListener[Any]) -> None:
+    """The threaded API cannot await: refuse coroutine methods up front."""
+    target = listener
+    if isinstance(listener, _CallableListener):
+        target = listener.function  # type: ignore[assignment]
+        coroutines = [inspect.iscoroutinefunction(target)]
+    else:
+        coroutines = [
+            inspect.iscoroutinefunction(getattr(listener, name))
+            for name in (
+                "on_message",
+                "retrieve_initial_sequence",
+                "store_sequence",
+                "is_loss_tolerant",
+                "is_terminal",
+                "on_cancel",
+            )
+        ]
+    if any(coroutines):
+        raise TypeError(
+            "the threaded API cannot await async listener methods; use "
+            "hzreliable.asyncio, or plain methods"
+        )

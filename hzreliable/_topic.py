@@ -26,6 +26,7 @@ from ._listener import (
     TopicMessage,
     as_listener,
     check_initial_sequence,
+    check_threaded,
 )
 from ._protocol import (
     RingState,
@@ -147,6 +148,7 @@ class ReliableTopicProxy(TopicCore):
         """
         self._client._check_open()
         reliable = as_listener(listener)
+        check_threaded(reliable)
         requested = check_initial_sequence(reliable.retrieve_initial_sequence())
         tolerant = bool(reliable.is_loss_tolerant())
         state = RingState.parse(self._state())

@@ -461,3 +461,20 @@ def test_listeners_at_the_same_position_share_their_reads(
         assert recorder.sequences == list(range(100))
     # Twenty listeners, ten batches: one read per batch, not one per listener.
     assert sorted(fetched) == list(range(0, 100, 10))
+
+
+def test_the_threaded_api_refuses_coroutine_listeners(backend: redis.Redis) -> None:
+    class AsyncOnly(ReliableMessageListener[Any]):
+        async def on_message(self, message: TopicMessage[Any]) -> None:
+            pass
+
+    async def function(message: TopicMessage[Any]) -> None:
+        pass
+
+    with ReliableTopicClient(backend) as client:
+        topic = client.get_reliable_topic("threads")
+        for listener in (AsyncOnly(), function):
+            with pytest.raises(TypeError, match=r"hzreliable\.asyncio"):
+                topic.add_listener(listener)
+
+        assert topic.get_local_topic_stats().listeners == {}
