@@ -48,16 +48,15 @@ class TopicKeys:
 
     stream: str
     meta: str
-    publishers: str
 
     @classmethod
     def of(cls, name: str) -> TopicKeys:
         base = f"{KEY_PREFIX}{{{name}}}"
-        return cls(f"{base}:stream", f"{base}:meta", f"{base}:pub")
+        return cls(f"{base}:stream", f"{base}:meta")
 
     @property
     def all(self) -> list[str]:
-        return [self.stream, self.meta, self.publishers]
+        return [self.stream, self.meta]
 
 
 def new_epoch() -> str:

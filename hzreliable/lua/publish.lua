@@ -1,8 +1,9 @@
 -- publish.lua: stores one message or a batch, all or nothing.
 --
 -- KEYS[1]  stream of the topic
--- KEYS[2]  metadata hash of the topic
--- KEYS[3]  hash of publisher id -> "counter first count" (deduplication)
+-- KEYS[2]  metadata hash of the topic; besides the ring settings it holds
+--          one field "p:<publisher id>" = "counter first count" per
+--          publisher, for deduplication
 -- ARGV[1]  capacity
 -- ARGV[2]  time to live in microseconds (0 = no retention period)
 -- ARGV[3]  overload policy: BLOCK, ERROR, DISCARD_OLDEST or DISCARD_NEWEST
@@ -20,27 +21,27 @@
 --
 -- Atomicity is the point: retention, the fullness check, the overload policy
 -- and the XADDs must see one state, or concurrent publishers could overfill
--- the ring or receive interleaved sequences for one batch.
+-- the ring or receive interleaved sequences for one batch. Every redis.call
+-- costs, so the settings and this publisher's last call come from one HMGET.
 
-local stream, meta_key, pubs = KEYS[1], KEYS[2], KEYS[3]
+local stream, meta_key = KEYS[1], KEYS[2]
 local cap = tonumber(ARGV[1])
 local ttl = tonumber(ARGV[2])
 local policy = ARGV[3]
 local publisher, counter = ARGV[5], ARGV[6]
 local count = (#ARGV - 6) / 2
+local field = 'p:' .. publisher
 
--- A retried call (the reply was lost) must not store its messages twice.
-if publisher ~= '' then
-  local done = redis.call('HGET', pubs, publisher)
-  if done then
-    local c, first, n = string.match(done, '^(%S+) (%S+) (%S+)$')
-    if c == counter then
-      return {0, tonumber(first), tonumber(n)}
-    end
+local meta = redis.call('HMGET', meta_key, 'cap', 'ttl', field)
+
+-- A resent call (its reply was lost) must not store its messages twice.
+if meta[3] then
+  local c, first, n = string.match(meta[3], '^(%S+) (%S+) (%S+)$')
+  if c == counter then
+    return {0, tonumber(first), tonumber(n)}
   end
 end
 
-local meta = redis.call('HMGET', meta_key, 'cap', 'ttl')
 local now = now_us()
 if not meta[1] then
   redis.call('HSET', meta_key, 'cap', ARGV[1], 'ttl', ARGV[2],
@@ -79,13 +80,16 @@ for i = 7, #ARGV, 2 do
 end
 
 if publisher ~= '' then
-  -- Limitation: the table holds one field per publishing thread ever seen;
-  -- it is dropped when it grows large. Per-field TTLs (HEXPIRE, Redis 7.4)
-  -- would let idle publishers age out one by one instead.
-  if redis.call('HLEN', pubs) > 10000 then
-    redis.call('DEL', pubs)
-  end
-  redis.call('HSET', pubs, publisher,
+  local added = redis.call('HSET', meta_key, field,
     counter .. ' ' .. us_string(first) .. ' ' .. us_string(count))
+  -- Limitation: the hash keeps one field per publisher (a thread, or an
+  -- in-flight asyncio publish) ever seen, and forgets them all past 10,000.
+  -- Per-field TTLs (HEXPIRE, Redis 7.4) would age idle ones out instead.
+  if added == 1 and redis.call('HLEN', meta_key) > 10004 then
+    local keep = redis.call('HMGET', meta_key, 'cap', 'ttl', 'epoch', 'created')
+    redis.call('DEL', meta_key)
+    redis.call('HSET', meta_key, 'cap', keep[1], 'ttl', keep[2],
+      'epoch', keep[3], 'created', keep[4])
+  end
 end
 return {0, first, count}
