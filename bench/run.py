@@ -25,6 +25,7 @@ from typing import Any
 
 import redis
 
+from bench import figures
 from hzreliable import (
     FROM_OLDEST,
     ReliableMessageListener,
@@ -172,6 +173,8 @@ def main() -> None:
     parser.add_argument(
         "--peers", action="store_true", help="also measure walrus and FastStream"
     )
+    parser.add_argument("--fanout-messages", type=int, default=2000)
+    parser.add_argument("--memory-messages", type=int, default=1_000_000)
     args = parser.parse_args()
     server = RedisServer().start()
     try:
@@ -183,23 +186,60 @@ def main() -> None:
             client.get_reliable_topic("bench-deliver", config).publish_all([EVENT] * n)
         if args.peers:
             _run_with_peers(r, n, args.rounds)
-            return
-        figures = [
-            ("publish (msg/s)", ours_publish, redis_publish),
-            ("publish_all x100 (msg/s)", ours_publish_all, redis_publish_all),
-            ("delivery, 1 listener (msg/s)", ours_delivery, redis_delivery),
-        ]
-        print(f"{'figure':<30} {'hzreliable':>12} {'redis-py':>12} {'ratio':>7}")
-        for name, ours, baseline in figures:
-            a: list[float] = []
-            b: list[float] = []
-            for _ in range(args.rounds):
-                a.append(timed(ours, r, n))
-                b.append(timed(baseline, r, n))
-            ma, mb = statistics.median(a), statistics.median(b)
-            print(f"{name:<30} {ma:>12,.0f} {mb:>12,.0f} {ma / mb:>7.2f}")
+        else:
+            _run_ratios(r, n, args.rounds)
+        _run_figures(server, r, args)
     finally:
         server.cleanup()
+
+
+def _run_ratios(r: redis.Redis, n: int, rounds: int) -> None:
+    figures = [
+        ("publish (msg/s)", ours_publish, redis_publish),
+        ("publish_all x100 (msg/s)", ours_publish_all, redis_publish_all),
+        ("delivery, 1 listener (msg/s)", ours_delivery, redis_delivery),
+    ]
+    print(f"{'figure':<30} {'hzreliable':>12} {'redis-py':>12} {'ratio':>7}")
+    for name, ours, baseline in figures:
+        a: list[float] = []
+        b: list[float] = []
+        for _ in range(rounds):
+            a.append(timed(ours, r, n))
+            b.append(timed(baseline, r, n))
+        ma, mb = statistics.median(a), statistics.median(b)
+        print(f"{name:<30} {ma:>12,.0f} {mb:>12,.0f} {ma / mb:>7.2f}")
+
+
+def _run_figures(server: RedisServer, r: redis.Redis, args: argparse.Namespace) -> None:
+    print()
+    print(f"{'fan-out (read_batch_size 100)':<30} {'deliveries/s':>12} {'cmds/msg':>9}")
+    for listeners in (1, 10, 100):
+        rate, per = figures.fanout(r, listeners, args.fanout_messages)
+        print(f"{f'{listeners} listeners':<30} {rate:>12,.0f} {per:>9.4f}")
+
+    print()
+    print(
+        f"{'latency publish->on_message':<30} {'p50 ms':>8} {'p99 ms':>8} {'p99.9':>8}"
+    )
+    for label, rate, count in (("1,000 msg/s", 1000.0, 3000), ("max rate", None, 5000)):
+        for who, measure in (
+            ("hzreliable", figures.latency_ours),
+            ("redis-py", figures.latency_redis),
+        ):
+            started = time.perf_counter()
+            samples = measure(r, rate, count)
+            elapsed = time.perf_counter() - started
+            p50, p99, p999 = figures.percentiles(samples)
+            shown = label if rate else f"{label} ({count / elapsed:,.0f}/s)"
+            print(f"{f'{who}, {shown}':<30} {p50:>8.2f} {p99:>8.2f} {p999:>8.2f}")
+
+    print()
+    peaks = figures.memory(server.url, args.memory_messages)
+    print(
+        f"peak RSS (KiB) every {args.memory_messages // 10:,} of "
+        f"{args.memory_messages:,} messages, slow listener: "
+        + " ".join(f"{p:,}" for p in peaks)
+    )
 
 
 if __name__ == "__main__":
