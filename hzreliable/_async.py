@@ -11,11 +11,17 @@ from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
 from redis.asyncio import Redis
-from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import NoScriptError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from ._client import JOIN_TIMEOUT, binary_twin, block_ms, resolve_url, socket_timeout_of
+from ._client import (
+    JOIN_TIMEOUT,
+    binary_twin,
+    block_ms,
+    resolve_url,
+    socket_timeout_of,
+)
+from ._cluster import queue_read, route
 from ._codec import Codec, JsonCodec
 from ._config import ReliableTopicConfig
 from ._core import (
@@ -41,7 +47,6 @@ from ._protocol import (
     Cursor,
     RingState,
     TopicKeys,
-    after_id,
     as_text,
     check_batch,
     check_replication,
@@ -54,15 +59,13 @@ from ._protocol import (
     sequence_of,
 )
 from ._reading import Batch, ReadCache
-from ._retry import Backoff
+from ._retry import RETRYABLE, Backoff
 from ._scripts import ENSURE, PUBLISH, STATE, LuaScript
 from ._stats import LocalTopicStats
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["AsyncRingbufferView", "ReliableTopic", "ReliableTopicClient"]
-
-RETRYABLE = (RedisConnectionError, RedisTimeoutError)
 
 
 async def _call(function: Any, *args: Any) -> Any:
@@ -77,28 +80,29 @@ class ReliableTopicClient:
     """
     Entry point of the asyncio API.
 
-    Wraps your ``redis.asyncio.Redis`` (or ``fakeredis.FakeAsyncRedis``), or
-    opens one from ``url``, else ``REDIS_URL``, else
-    ``redis://localhost:6379/0``. Use ``async with`` to shut down on exit.
+    Wraps your ``redis.asyncio.Redis``, ``redis.asyncio.cluster.RedisCluster``
+    (or ``fakeredis.FakeAsyncRedis``), or opens a ``Redis`` from ``url``, else
+    ``REDIS_URL``, else ``redis://localhost:6379/0``. Use ``async with`` to
+    shut down on exit.
     """
 
     def __init__(
         self,
-        redis: Redis | None = None,
+        redis: Redis | RedisCluster | None = None,
         *,
         url: str | None = None,
         codec: Codec | None = None,
     ) -> None:
         if redis is not None and url is not None:
             raise ValueError("pass either a redis client or a url, not both")
-        self._owned: list[Redis] = []
+        self._owned: list[Redis | RedisCluster] = []
         if redis is None:
             redis = Redis.from_url(resolve_url(url))
             self._owned.append(redis)
         twin = binary_twin(redis)
         if twin is not None:
             self._owned.append(twin)
-        self._redis: Redis = twin or redis
+        self._redis: Redis | RedisCluster = twin or redis
         self._codec: Codec = codec or JsonCodec()
         self._block_ms = block_ms(socket_timeout_of(self._redis))
         self.join_timeout = JOIN_TIMEOUT
@@ -114,7 +118,7 @@ class ReliableTopicClient:
         return cls(url=url, **kwargs)
 
     @property
-    def redis(self) -> Redis:
+    def redis(self) -> Redis | RedisCluster:
         """The Redis client in use (bytes responses)."""
         return self._redis
 
@@ -187,11 +191,22 @@ class ReliableTopicClient:
             return self._idle_tokens.pop()
         return f"{self._publisher}.{next(self._publishers)}", itertools.count(1)
 
+    async def _replicas_acked(self, key: str, config: ReliableTopicConfig) -> int:
+        """WAIT for the replicas of the node that holds ``key``."""
+        return await self._redis.wait(
+            config.replicas_to_ack,
+            round(config.replica_ack_timeout * 1000),
+            **route(self._redis, key),
+        )
+
     async def _script(self, script: LuaScript, keys: list[str], args: list[Any]) -> Any:
         try:
             return await self._redis.evalsha(script.sha, len(keys), *keys, *args)
         except NoScriptError:
-            await self._redis.script_load(script.source)
+            redis: Any = self._redis  # redis-py leaves execute_command untyped
+            await redis.execute_command(
+                "SCRIPT LOAD", script.source, **route(redis, keys[0])
+            )
             return await self._redis.evalsha(script.sha, len(keys), *keys, *args)
 
 
@@ -266,10 +281,7 @@ class ReliableTopic(TopicCore):
             if outcome.sequences is not None:
                 self._published_now(outcome.sequences)
                 if config.replicas_to_ack and outcome.sequences:
-                    acked = await client._redis.wait(
-                        config.replicas_to_ack,
-                        round(config.replica_ack_timeout * 1000),
-                    )
+                    acked = await client._replicas_acked(self._keys.stream, config)
                     check_replication(self._name, config, outcome.sequences, acked)
                 return outcome.sequences
             await self._wait_closed(self._pause(outcome, deadline, timeout))
@@ -597,12 +609,7 @@ class _SharedReader:
         topic = self.topic
         client = topic._client
         pipe = client._redis.pipeline(transaction=False)
-        pipe.xread(
-            {topic._keys.stream: after_id(sequence)},
-            count=count,
-            block=client._block_ms,
-        )
-        pipe.hget(topic._keys.meta, "epoch")
+        queue_read(client._redis, pipe, topic._keys, sequence, count, client._block_ms)
         streams, epoch = await pipe.execute()
         if streams:
             return Batch(streams[0][1], as_text(epoch))

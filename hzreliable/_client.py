@@ -12,8 +12,10 @@ from collections.abc import Iterable
 from typing import Any
 
 from redis import Redis
+from redis.cluster import RedisCluster
 from redis.exceptions import NoScriptError
 
+from ._cluster import is_cluster, route
 from ._codec import Codec, JsonCodec
 from ._config import ReliableTopicConfig
 from ._protocol import TopicKeys, check_topic_name, new_epoch, ring_settings
@@ -26,6 +28,7 @@ logger = logging.getLogger(__name__)
 __all__ = ["DEFAULT_URL", "HazelcastClient", "ReliableTopicClient"]
 
 DEFAULT_URL = "redis://localhost:6379/0"
+"""The Redis URL used when no client, ``url=`` or ``$REDIS_URL`` is given."""
 
 # Limitation: an idle listener notices a stop only when its blocking read
 # ends. Holding a dedicated connection per runner and sending CLIENT UNBLOCK
@@ -43,8 +46,11 @@ def resolve_url(url: str | None) -> str:
 
 
 def socket_timeout_of(client: Any) -> float | None:
-    kwargs = getattr(client, "connection_pool", None)
-    kwargs = getattr(kwargs, "connection_kwargs", {})
+    if is_cluster(client):
+        kwargs = client.get_connection_kwargs()
+    else:
+        kwargs = getattr(client, "connection_pool", None)
+        kwargs = getattr(kwargs, "connection_kwargs", {})
     timeout = kwargs.get("socket_timeout")
     return float(timeout) if timeout else None
 
@@ -62,41 +68,61 @@ def binary_twin(client: Any) -> Any:
     """A client on the same server that returns bytes, for callers whose
     client decodes responses: payloads may be any bytes. Works for the
     threaded and the asyncio redis-py clients alike; None if not needed."""
+    if is_cluster(client):
+        # Limitation: a cluster client's options are spread over its nodes
+        # and differ between redis-py versions, so no twin is built for it;
+        # a decoding cluster client is refused instead.
+        if client.get_encoder().decode_responses:
+            raise ValueError(
+                "hzreliable needs a RedisCluster made with decode_responses=False "
+                "(messages are bytes); create one for hzreliable"
+            )
+        return None
     pool = client.connection_pool
     if not pool.connection_kwargs.get("decode_responses"):
         return None
     kwargs = {**pool.connection_kwargs, "decode_responses": False}
-    twin_pool = type(pool)(connection_class=pool.connection_class, **kwargs)
-    return type(client)(connection_pool=twin_pool)
+    args: tuple[Any, ...] = ()
+    if hasattr(pool, "sentinel_manager"):
+        # A Sentinel pool finds its server through the sentinels; the twin
+        # must ask them too, or it would stay on a demoted primary.
+        args = (pool.service_name, pool.sentinel_manager)
+        kwargs.update(is_master=pool.is_master, check_connection=pool.check_connection)
+    twin_pool = type(pool)(*args, connection_class=pool.connection_class, **kwargs)
+    twin = type(client)(connection_pool=twin_pool)
+    # A client given a pool leaves it open on close; this pool is the twin's.
+    twin.auto_close_connection_pool = True
+    return twin
 
 
 class ReliableTopicClient:
     """
     Entry point of the threaded API.
 
-    Wraps your ``Redis`` (or ``fakeredis.FakeRedis``), or opens one from
-    ``url``, else from the ``REDIS_URL`` environment variable, else
-    ``redis://localhost:6379/0``. Only connections it opened itself are closed
-    by :meth:`shutdown`. Use it as a context manager to shut down on exit.
+    Wraps your ``Redis``, ``RedisCluster`` (or ``fakeredis.FakeRedis``), or
+    opens a ``Redis`` from ``url``, else from the ``REDIS_URL`` environment
+    variable, else ``redis://localhost:6379/0``. Only connections it opened
+    itself are closed by :meth:`shutdown`. Use it as a context manager to shut
+    down on exit.
     """
 
     def __init__(
         self,
-        redis: Redis | None = None,
+        redis: Redis | RedisCluster | None = None,
         *,
         url: str | None = None,
         codec: Codec | None = None,
     ) -> None:
         if redis is not None and url is not None:
             raise ValueError("pass either a redis client or a url, not both")
-        self._owned: list[Redis] = []
+        self._owned: list[Redis | RedisCluster] = []
         if redis is None:
             redis = _open(resolve_url(url))
             self._owned.append(redis)
         twin = binary_twin(redis)
         if twin is not None:
             self._owned.append(twin)
-        self._redis: Redis = twin or redis
+        self._redis: Redis | RedisCluster = twin or redis
         self._codec: Codec = codec or JsonCodec()
         self._block_ms = block_ms(socket_timeout_of(self._redis))
         self.join_timeout = JOIN_TIMEOUT
@@ -113,7 +139,7 @@ class ReliableTopicClient:
         return cls(url=url, **kwargs)
 
     @property
-    def redis(self) -> Redis:
+    def redis(self) -> Redis | RedisCluster:
         """The Redis client in use (bytes responses)."""
         return self._redis
 
@@ -212,11 +238,20 @@ class ReliableTopicClient:
             local.counter = itertools.count(1)
         return local.token, next(local.counter)
 
+    def _replicas_acked(self, key: str, config: ReliableTopicConfig) -> int:
+        """WAIT for the replicas of the node that holds ``key``."""
+        return self._redis.wait(
+            config.replicas_to_ack,
+            round(config.replica_ack_timeout * 1000),
+            **route(self._redis, key),
+        )
+
     def _script(self, script: LuaScript, keys: list[str], args: list[Any]) -> Any:
         try:
             return self._redis.evalsha(script.sha, len(keys), *keys, *args)
         except NoScriptError:
-            self._redis.script_load(script.source)
+            redis: Any = self._redis  # redis-py leaves execute_command untyped
+            redis.execute_command("SCRIPT LOAD", script.source, **route(redis, keys[0]))
             return self._redis.evalsha(script.sha, len(keys), *keys, *args)
 
 

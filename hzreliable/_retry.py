@@ -6,12 +6,28 @@ import logging
 import random
 import threading
 
+from redis.exceptions import ClusterError, SlotNotCoveredError, TryAgainError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
 logger = logging.getLogger(__name__)
 
 FIRST_DELAY = 0.05
 """Seconds before the first retry."""
 MAX_DELAY = 2.0
 """Longest pause between two retries, in seconds."""
+
+RETRYABLE = (
+    RedisConnectionError,
+    RedisTimeoutError,
+    # A Redis Cluster answers CLUSTERDOWN while a node is down or just
+    # restarted, TRYAGAIN while a slot migrates, and redis-py has no node for
+    # a slot until it sees the new layout: all pass like a lost connection.
+    ClusterError,
+    TryAgainError,
+    SlotNotCoveredError,
+)
+"""Errors after which a read or a (deduplicated) publish is tried again."""
 
 
 class Backoff:

@@ -6,15 +6,13 @@ import logging
 import threading
 from typing import TYPE_CHECKING, Any
 
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
-
+from ._cluster import queue_read
 from ._core import log_listener_end, log_listener_error
 from ._errors import MessageDecodeError
 from ._listener import ReliableMessageListener
-from ._protocol import Cursor, RingState, after_id, as_text, decode_entry, sequence_of
+from ._protocol import Cursor, RingState, as_text, decode_entry, sequence_of
 from ._reading import Batch, Flight, ReadCache
-from ._retry import Backoff
+from ._retry import RETRYABLE, Backoff
 
 if TYPE_CHECKING:
     from ._topic import ReliableTopicProxy
@@ -65,7 +63,7 @@ class ListenerRunner(threading.Thread):
         while not self.stopping.is_set():
             try:
                 batch = topic._reader.read(self.cursor.next, self.stopping)
-            except (RedisConnectionError, RedisTimeoutError) as error:
+            except RETRYABLE as error:
                 if not backoff.wait(error, self.stopping):
                     return None
                 continue
@@ -184,12 +182,7 @@ class SharedReader:
         topic = self.topic
         client = topic._client
         pipe = client._redis.pipeline(transaction=False)
-        pipe.xread(
-            {topic._keys.stream: after_id(sequence)},
-            count=count,
-            block=client._block_ms,
-        )
-        pipe.hget(topic._keys.meta, "epoch")
+        queue_read(client._redis, pipe, topic._keys, sequence, count, client._block_ms)
         streams, epoch = pipe.execute()
         if streams:
             return Batch(streams[0][1], as_text(epoch))

@@ -8,9 +8,6 @@ import uuid
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
-
 from ._config import ReliableTopicConfig
 from ._core import (
     PUBLISH_RETRIES,
@@ -35,7 +32,7 @@ from ._protocol import (
     entry_id,
     read_publish_reply,
 )
-from ._retry import Backoff
+from ._retry import RETRYABLE, Backoff
 from ._runner import ListenerRunner, SharedReader
 from ._scripts import PUBLISH, STATE
 from ._stats import LocalTopicStats
@@ -113,7 +110,7 @@ class ReliableTopicProxy(TopicCore):
         while True:
             try:
                 reply = client._script(PUBLISH, self._keys.all, args)
-            except (RedisConnectionError, RedisTimeoutError) as error:
+            except RETRYABLE as error:
                 # Safe to resend: the publisher token makes the script store
                 # these messages at most once, however often it runs.
                 backoff = backoff or Backoff(f"topic {self._name!r}: publish")
@@ -126,10 +123,7 @@ class ReliableTopicProxy(TopicCore):
             if outcome.sequences is not None:
                 self._published_now(outcome.sequences)
                 if config.replicas_to_ack and outcome.sequences:
-                    acked = client._redis.wait(
-                        config.replicas_to_ack,
-                        round(config.replica_ack_timeout * 1000),
-                    )
+                    acked = client._replicas_acked(self._keys.stream, config)
                     check_replication(self._name, config, outcome.sequences, acked)
                 return outcome.sequences
             if client._closed.wait(self._pause(outcome, deadline, timeout)):

@@ -23,7 +23,13 @@ def free_port() -> int:
 class RedisServer:
     """One redis-server on a free loopback port, in its own directory."""
 
-    def __init__(self, *extra: str, port: int | None = None, tls: bool = False) -> None:
+    def __init__(
+        self,
+        *extra: str,
+        port: int | None = None,
+        tls: bool = False,
+        config: str | None = None,
+    ) -> None:
         binary = shutil.which("redis-server")
         if binary is None:
             raise RuntimeError("redis-server is not on PATH")
@@ -31,6 +37,12 @@ class RedisServer:
         self.extra = list(extra)
         self.port = port or free_port()
         self.dir = Path(tempfile.mkdtemp(prefix="hzreliable-redis-"))
+        # A config file, for what only a file can say (a sentinel's, which
+        # it also rewrites); command-line options still override it.
+        self.config: list[str] = []
+        if config is not None:
+            (self.dir / "redis.conf").write_text(config)
+            self.config = [str(self.dir / "redis.conf")]
         self.process: subprocess.Popen[bytes] | None = None
         self.tls = tls
         if tls:
@@ -80,6 +92,7 @@ class RedisServer:
             listen = ["--port", str(self.port)]
         args = [
             self.binary,
+            *self.config,
             *listen,
             "--bind", "127.0.0.1",
             "--save", "",

@@ -311,6 +311,7 @@ def test_a_rediss_url_passes_tls_through_to_redis_py() -> None:
             topic.publish_all(["over", "tls"])
 
             eventually(lambda: recorder.received == ["over", "tls"])
+            assert isinstance(client.redis, redis.Redis)
             connection = client.redis.connection_pool.get_connection()
             try:
                 assert type(connection).__name__ == "SSLConnection"
