@@ -114,6 +114,9 @@ def _seconds(text: str) -> float:
     return value
 
 
+_TOPIC_HELP = "the topic's name (A-Z a-z 0-9 _ . : / @ + = -)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="hzreliable",
@@ -144,7 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
         "its sequence; with MESSAGE '-' or omitted, publish each non-empty "
         "line of stdin. Creates the topic if needed.",
     )
-    publish.add_argument("topic", type=_topic_name, metavar="TOPIC")
+    publish.add_argument("topic", type=_topic_name, metavar="TOPIC", help=_TOPIC_HELP)
     publish.add_argument(
         "message",
         nargs="?",
@@ -166,11 +169,13 @@ def build_parser() -> argparse.ArgumentParser:
     publish.add_argument(
         "--timeout",
         type=_seconds,
+        metavar="SECONDS",
         help="under BLOCK, give up after this many seconds of a full ring",
     )
     publish.add_argument(
         "--capacity",
         type=int,
+        metavar="N",
         help="ring capacity for a new topic; must match an existing one",
     )
     publish.add_argument(
@@ -188,7 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Follow TOPIC like 'tail -f': one line per message. "
         "Waits for the topic if it does not exist yet.",
     )
-    tail.add_argument("topic", type=_topic_name, metavar="TOPIC")
+    tail.add_argument("topic", type=_topic_name, metavar="TOPIC", help=_TOPIC_HELP)
     tail.add_argument(
         "--from",
         dest="start",
@@ -213,7 +218,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Print TOPIC's ring settings and position; never creates "
         "the topic.",
     )
-    info.add_argument("topic", type=_topic_name, metavar="TOPIC")
+    info.add_argument("topic", type=_topic_name, metavar="TOPIC", help=_TOPIC_HELP)
 
     demo = commands.add_parser(
         "demo",
@@ -349,7 +354,12 @@ def _publish_config(args: argparse.Namespace) -> ReliableTopicConfig | None:
 
 
 def _stdin_messages() -> Iterator[Any]:
-    for line in sys.stdin:
+    stdin = sys.stdin
+    if stdin is None:
+        raise CliError("no MESSAGE given and there is no stdin to read", USAGE)
+    if stdin.isatty():
+        _note("reading one message per line; end with Ctrl-D")
+    for line in stdin:
         text = line.rstrip("\r\n")
         if text:
             yield parse_message(text)

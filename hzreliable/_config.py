@@ -22,7 +22,8 @@ class TopicOverloadPolicy(str, enum.Enum):
     """Overwrite the oldest message, even one still within its retention."""
 
     DISCARD_NEWEST = "DISCARD_NEWEST"
-    """Drop the incoming message; ``publish`` returns ``None``."""
+    """Drop the incoming message; ``publish`` returns ``None`` and
+    ``publish_all`` returns ``[]``."""
 
     BLOCK = "BLOCK"
     """Wait until the oldest message's retention period ends, then store."""

@@ -4,7 +4,7 @@ hzreliable for asyncio applications.
 The same reliable topic as the threaded API, with coroutines instead of
 blocking calls and a task instead of a thread per listener::
 
-    from hzreliable.asyncio import ReliableTopicClient
+    from hzreliable.asyncio import FROM_OLDEST, ReliableTopicClient
 
     async with ReliableTopicClient(url="redis://localhost:6379/0") as client:
         topic = await client.get_reliable_topic("orders")

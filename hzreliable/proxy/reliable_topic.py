@@ -1,4 +1,5 @@
-"""The spec's import path for the reliable topic and its companions."""
+"""The Hazelcast Python client's import path (``hazelcast.proxy.reliable_topic``),
+for code ported from it."""
 
 from .._config import ReliableTopicConfig, TopicOverloadPolicy
 from .._errors import StaleSequenceException, TopicOverloadException

@@ -1,0 +1,469 @@
+"""The command line, run as a user runs it: a subprocess per command."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+import pytest
+
+from hzreliable import ReliableTopicClient, ReliableTopicConfig
+
+from .conftest import eventually
+from .servers import RedisServer
+
+ROOT = Path(__file__).resolve().parent.parent
+UNREACHABLE = "redis://127.0.0.1:1/0"
+TAIL_LINE = re.compile(r"^(\d+)  (\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+00:00)  (.*)$")
+
+
+def _env(url: str | None) -> dict[str, str]:
+    env = dict(os.environ)
+    env.pop("REDIS_URL", None)
+    if url is not None:
+        env["REDIS_URL"] = url
+    return env
+
+
+def cli(
+    *args: str, url: str | None = None, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``python -m hzreliable ARGS`` with REDIS_URL set to ``url``."""
+    return subprocess.run(
+        [sys.executable, "-m", "hzreliable", *args],
+        env=_env(url),
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=ROOT,
+    )
+
+
+def ok(*args: str, url: str, stdin: str | None = None) -> str:
+    result = cli(*args, url=url, stdin=stdin)
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    return result.stdout
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess[str], code: int) -> str:
+    assert result.returncode == code, (result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("hzreliable: ")
+    return lines[0]
+
+
+def stored(server: RedisServer, name: str) -> list[Any]:
+    """Every retained message of a topic, read with the library."""
+    with ReliableTopicClient(server.client()) as client:
+        ring = client.get_reliable_topic(name).ringbuffer
+        return [m.message for m in ring.read_many(ring.head_sequence(), 1000)]
+
+
+class Running:
+    """A command left running, its output collected line by line."""
+
+    def __init__(self, *args: str, url: str) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "hzreliable", *args],
+            env=_env(url),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
+        )
+        self.out: list[str] = []
+        self.err: list[str] = []
+        self._readers = [
+            threading.Thread(target=_collect, args=(stream, lines), daemon=True)
+            for stream, lines in [
+                (self.process.stdout, self.out),
+                (self.process.stderr, self.err),
+            ]
+        ]
+        for reader in self._readers:
+            reader.start()
+
+    def stderr_with(self, text: str, timeout: float = 20) -> str:
+        line: str = eventually(
+            lambda: next((line for line in self.err if text in line), None),
+            timeout,
+            f"{text!r} on stderr (so far {self.err})",
+        )
+        return line
+
+    def stdout_lines(self, count: int, timeout: float = 20) -> list[str]:
+        eventually(
+            lambda: len(self.out) >= count,
+            timeout,
+            f"{count} lines on stdout (so far {self.out}, stderr {self.err})",
+        )
+        return self.out[:count]
+
+    def finish(self, timeout: float = 20) -> int:
+        code = self.process.wait(timeout)
+        for reader in self._readers:
+            reader.join(timeout)
+        return code
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(10)
+
+
+def _collect(stream: IO[str] | None, lines: list[str]) -> None:
+    assert stream is not None
+    for line in stream:
+        lines.append(line.rstrip("\n"))
+
+
+@pytest.fixture
+def running() -> Iterator[list[Running]]:
+    """Commands started by a test; killed at its end if still running."""
+    started: list[Running] = []
+    yield started
+    for command in started:
+        command.stop()
+
+
+@pytest.fixture
+def url(redis_server: RedisServer) -> str:
+    """The session server, emptied for this test."""
+    redis_server.client().flushall()
+    return redis_server.url
+
+
+# ------------------------------------------------------------------ publish
+
+
+@pytest.mark.redis
+def test_publish_sends_json_when_it_parses_and_text_otherwise(
+    url: str, redis_server: RedisServer
+) -> None:
+    outputs = [
+        ok("publish", "orders", '{"type": "OrderCreated", "n": 1}', url=url),
+        ok("publish", "orders", "42", url=url),
+        ok("publish", "orders", "hello world", url=url),
+        ok("publish", "orders", "NaN", url=url),
+    ]
+
+    assert outputs == ["0\n", "1\n", "2\n", "3\n"]
+    assert stored(redis_server, "orders") == [
+        {"type": "OrderCreated", "n": 1},
+        42,
+        "hello world",
+        "NaN",
+    ]
+
+
+@pytest.mark.redis
+def test_publish_dash_sends_each_stdin_line(
+    url: str, redis_server: RedisServer
+) -> None:
+    out = ok(
+        "publish", "lines", "-", url=url, stdin='{"a": 1}\n\nplain text\r\n[1, 2]\n'
+    )
+
+    assert out.splitlines() == ["0", "1", "2"]
+    assert stored(redis_server, "lines") == [{"a": 1}, "plain text", [1, 2]]
+
+
+@pytest.mark.redis
+def test_publish_json_output_is_one_object_per_message(url: str) -> None:
+    single = ok("publish", "--json", "topic", "x", url=url)
+    lines = ok("--json", "publish", "topic", url=url, stdin="a\nb\n")
+    batch = ok("publish", "topic", "--batch", "--json", url=url, stdin="c\nd\ne\n")
+
+    assert json.loads(single) == {"sequences": [0]}
+    assert [json.loads(line) for line in lines.splitlines()] == [
+        {"sequences": [1]},
+        {"sequences": [2]},
+    ]
+    assert [json.loads(line) for line in batch.splitlines()] == [
+        {"sequences": [3, 4, 5]}
+    ]
+
+
+@pytest.mark.redis
+def test_publish_to_a_full_ring_follows_the_policy(url: str) -> None:
+    ok("publish", "ring", "a", "--capacity", "2", "--time-to-live", "60", url=url)
+    ok("publish", "ring", "b", url=url)
+
+    refused = cli("publish", "ring", "c", "--policy", "ERROR", url=url)
+    timed_out = cli("publish", "ring", "c", "--timeout", "0.1", url=url)
+    dropped = cli("publish", "ring", "c", "--policy", "discard_newest", url=url)
+    dropped_json = ok(
+        "publish", "ring", "c", "--policy", "DISCARD_NEWEST", "--json", url=url
+    )
+
+    assert "full" in assert_one_line_error(refused, 1)
+    assert "timeout" in assert_one_line_error(timed_out, 1)
+    assert (dropped.returncode, dropped.stdout) == (0, "discarded\n")
+    assert json.loads(dropped_json) == {"sequences": []}
+
+
+@pytest.mark.redis
+def test_publish_refuses_ring_settings_that_differ_from_the_stored_ones(
+    url: str,
+) -> None:
+    ok("publish", "ring", "a", "--capacity", "5", url=url)
+
+    conflict = cli("publish", "ring", "b", "--capacity", "6", url=url)
+    invalid = cli("publish", "other", "b", "--capacity", "0", url=url)
+
+    assert "capacity=5" in assert_one_line_error(conflict, 2)
+    assert "capacity" in assert_one_line_error(invalid, 2)
+
+
+# --------------------------------------------------------------------- info
+
+
+@pytest.mark.redis
+def test_info_of_a_missing_topic_fails_without_creating_it(
+    url: str, redis_server: RedisServer
+) -> None:
+    result = cli("info", "ghost", url=url)
+
+    assert "does not exist" in assert_one_line_error(result, 1)
+    assert redis_server.client().keys("*") == []
+
+
+@pytest.mark.redis
+def test_info_describes_the_ring_before_and_after_publishes(url: str) -> None:
+    ok("publish", "orders", "first", url=url)
+    before = json.loads(ok("info", "orders", "--json", url=url))
+    ok("publish", "orders", "-", url=url, stdin="a\nb\n")
+    after = json.loads(ok("--json", "info", "orders", url=url))
+    human = ok("info", "orders", url=url)
+
+    assert before == {
+        "topic": "orders",
+        "capacity": 10000,
+        "time_to_live": 0,
+        "head": 0,
+        "tail": 0,
+        "size": 1,
+        "remaining_capacity": 10000,
+        "full": False,
+    }
+    assert (after["head"], after["tail"], after["size"]) == (0, 2, 3)
+    rows = dict(re.split(r"\s{2,}", line, maxsplit=1) for line in human.splitlines())
+    assert rows["topic"] == "orders"
+    assert rows["size"] == "3"
+    assert rows["tail"] == "2"
+    assert rows["full"] == "no"
+
+
+@pytest.mark.redis
+def test_info_reports_a_full_ring_only_with_a_retention_period(url: str) -> None:
+    kept_args = ["publish", "kept", "-", "--capacity", "2", "--time-to-live", "60"]
+    ok(*kept_args, url=url, stdin="a\nb\n")
+    ok("publish", "rolling", "-", "--capacity", "2", url=url, stdin="a\nb\nc\n")
+
+    kept = json.loads(ok("info", "kept", "--json", url=url))
+    rolling = json.loads(ok("info", "rolling", "--json", url=url))
+
+    assert (kept["full"], kept["remaining_capacity"], kept["time_to_live"]) == (
+        True,
+        0,
+        60,
+    )
+    assert (rolling["full"], rolling["remaining_capacity"]) == (False, 2)
+    assert (rolling["head"], rolling["tail"], rolling["size"]) == (1, 2, 2)
+
+
+# --------------------------------------------------------------------- tail
+
+
+@pytest.mark.redis
+def test_tail_from_oldest_prints_the_retained_messages_and_stops_at_count(
+    url: str,
+) -> None:
+    ok("publish", "orders", "-", url=url, stdin='{"n": 1}\nsecond\n3\n')
+
+    result = cli("tail", "orders", "--from", "oldest", "--count", "2", url=url)
+
+    assert result.returncode == 0, result.stderr
+    lines = [TAIL_LINE.match(line) for line in result.stdout.splitlines()]
+    assert all(lines), result.stdout
+    assert [(m[1], json.loads(m[3])) for m in lines if m] == [
+        ("0", {"n": 1}),
+        ("1", "second"),
+    ]
+    assert "listening on orders from 0" in result.stderr
+
+
+@pytest.mark.redis
+def test_tail_from_a_sequence_in_json(url: str) -> None:
+    ok("publish", "orders", "-", url=url, stdin="a\nb\nc\n")
+
+    out = ok("tail", "orders", "--from", "1", "--count", "2", "--json", url=url)
+
+    records = [json.loads(line) for line in out.splitlines()]
+    assert [(r["sequence"], r["message"]) for r in records] == [(1, "b"), (2, "c")]
+    assert all(isinstance(r["publish_time"], float) for r in records)
+    assert set(records[0]) == {"sequence", "publish_time", "message"}
+
+
+@pytest.mark.redis
+def test_tail_from_latest_prints_what_is_published_after_it_listens(
+    url: str, running: list[Running]
+) -> None:
+    ok("publish", "live", "-", url=url, stdin="old-0\nold-1\n")
+    tail = Running("tail", "live", "--count", "3", "--json", url=url)
+    running.append(tail)
+
+    tail.stderr_with("listening on live from 2")
+    ok("publish", "live", "-", url=url, stdin="new-2\nnew-3\nnew-4\n")
+
+    assert tail.finish() == 0, tail.err
+    assert [json.loads(line)["message"] for line in tail.out] == [
+        "new-2",
+        "new-3",
+        "new-4",
+    ]
+
+
+@pytest.mark.redis
+def test_tail_waits_for_a_missing_topic_and_prints_it_from_the_start(
+    url: str, running: list[Running], redis_server: RedisServer
+) -> None:
+    tail = Running("tail", "later", "--count", "2", url=url)
+    running.append(tail)
+
+    tail.stderr_with("waiting for topic later")
+    assert redis_server.client().keys("*") == []  # tail must not create it
+    ok("publish", "later", "-", "--capacity", "7", url=url, stdin="a\nb\n")
+
+    assert tail.finish() == 0, tail.err
+    assert [line.split("  ")[2] for line in tail.out] == ['"a"', '"b"']
+    assert json.loads(ok("info", "later", "--json", url=url))["capacity"] == 7
+
+
+@pytest.mark.redis
+def test_tail_skips_lost_messages_unless_strict(url: str) -> None:
+    ok("publish", "small", "-", "--capacity", "2", url=url, stdin="a\nb\nc\n")
+
+    tolerant = cli("tail", "small", "--from", "0", "--count", "2", "--json", url=url)
+    strict = cli("tail", "small", "--from", "0", "--strict", url=url)
+
+    assert tolerant.returncode == 0, tolerant.stderr
+    assert [json.loads(line)["sequence"] for line in tolerant.stdout.splitlines()] == [
+        1,
+        2,
+    ]
+    assert "1 messages lost" in tolerant.stderr
+    assert strict.returncode == 1
+    assert strict.stdout == ""
+    assert "Traceback" not in strict.stderr
+    last = strict.stderr.splitlines()[-1]
+    assert last.startswith("hzreliable: tail ended:")
+    assert "stale" in last
+    # The library's own report of the ending is not repeated.
+    assert sum("ended" in line for line in strict.stderr.splitlines()) == 1
+
+
+@pytest.mark.redis
+def test_tail_exits_130_on_ctrl_c(url: str, running: list[Running]) -> None:
+    ok("publish", "quiet", "x", url=url)
+    tail = Running("tail", "quiet", url=url)
+    running.append(tail)
+    tail.stderr_with("listening on quiet")
+
+    tail.process.send_signal(signal.SIGINT)
+
+    assert tail.finish() == 130
+    assert not any("Traceback" in line for line in tail.err), tail.err
+
+
+# ------------------------------------------------------------------- errors
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["publish", "orders", "x"], ["tail", "orders"], ["info", "orders"]],
+)
+def test_an_unreachable_server_is_one_line_and_exit_2(args: list[str]) -> None:
+    via_option = cli("--url", UNREACHABLE, *args)
+    via_env = cli(*args, url=UNREACHABLE)
+    option_after = cli(*args, "--url", UNREACHABLE, url="redis://127.0.0.1:2/0")
+
+    for result in (via_option, via_env, option_after):
+        line = assert_one_line_error(result, 2)
+        assert "cannot reach Redis at redis://127.0.0.1:1/0" in line
+
+
+def test_a_password_in_the_url_is_not_shown() -> None:
+    result = cli("--url", "redis://user:s3cret@127.0.0.1:1/0", "info", "orders")
+
+    assert "s3cret" not in assert_one_line_error(result, 2)
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["publish", "bad name", "x"], "invalid topic name"),
+        (["tail", "a*b"], "invalid topic name"),
+        (["info", ""], "invalid topic name"),
+        (["tail", "orders", "--from", "newest"], "--from"),
+        (["tail", "orders", "--from", "-3"], "--from"),
+        (["tail", "orders", "--count", "0"], "--count"),
+        (["publish", "orders", "x", "--policy", "SOMETIMES"], "--policy"),
+        (["frobnicate"], "invalid choice"),
+        (["--url", "nope://x", "info", "orders"], "bad Redis URL"),
+    ],
+)
+def test_user_mistakes_are_one_line_and_exit_2(args: list[str], expected: str) -> None:
+    result = cli(*args, url=UNREACHABLE)
+
+    assert expected in assert_one_line_error(result, 2)
+
+
+# ------------------------------------------------------------ console script
+
+
+@pytest.mark.redis
+def test_the_installed_console_script_works(url: str) -> None:
+    script = Path(sys.executable).parent / "hzreliable"
+    assert script.exists(), f"{script} missing: pip install -e '.[dev]' first"
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(script), *args],
+            env=_env(url),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+    published = run("publish", "orders", '{"n": 1}')
+    info = run("info", "orders", "--json")
+    missing = run("info", "ghost")
+
+    assert (published.returncode, published.stdout) == (0, "0\n"), published.stderr
+    assert json.loads(info.stdout)["size"] == 1
+    assert "does not exist" in assert_one_line_error(missing, 1)
+
+
+@pytest.mark.redis
+def test_the_library_reads_what_the_cli_published(url: str) -> None:
+    ok("publish", "shared", '{"from": "cli"}', "--capacity", "3", url=url)
+
+    with ReliableTopicClient(url=url) as client:
+        topic = client.get_reliable_topic("shared", ReliableTopicConfig(capacity=3))
+        assert topic.ringbuffer.read_one(0).message == {"from": "cli"}
