@@ -16,6 +16,7 @@ from redis.exceptions import NoScriptError
 
 from ._client import (
     JOIN_TIMEOUT,
+    URL_OPTIONS,
     binary_twin,
     block_ms,
     resolve_url,
@@ -62,6 +63,7 @@ from ._reading import Batch, ReadCache
 from ._retry import RETRYABLE, Backoff
 from ._scripts import ENSURE, PUBLISH, STATE, LuaScript
 from ._stats import LocalTopicStats
+from ._wire import AsyncWire, pack
 
 logger = logging.getLogger(__name__)
 
@@ -97,13 +99,14 @@ class ReliableTopicClient:
             raise ValueError("pass either a redis client or a url, not both")
         self._owned: list[Redis | RedisCluster] = []
         if redis is None:
-            redis = Redis.from_url(resolve_url(url))
+            redis = Redis.from_url(resolve_url(url), **URL_OPTIONS)
             self._owned.append(redis)
         twin = binary_twin(redis)
         if twin is not None:
             self._owned.append(twin)
         self._redis: Redis | RedisCluster = twin or redis
         self._codec: Codec = codec or JsonCodec()
+        self._wire = AsyncWire.of(self._redis)
         self._block_ms = block_ms(socket_timeout_of(self._redis))
         self.join_timeout = JOIN_TIMEOUT
         self._closed = asyncio.Event()
@@ -171,6 +174,8 @@ class ReliableTopicClient:
         self._topics.clear()
         runners = [runner for topic in topics for runner in topic._stop_all()]
         await _join(runners, self.join_timeout)
+        if self._wire is not None:
+            await self._wire.close()
         for owned in self._owned:
             await owned.aclose()
 
@@ -201,13 +206,21 @@ class ReliableTopicClient:
 
     async def _script(self, script: LuaScript, keys: list[str], args: list[Any]) -> Any:
         try:
-            return await self._redis.evalsha(script.sha, len(keys), *keys, *args)
+            return await self._evalsha(script, keys, args)
         except NoScriptError:
             redis: Any = self._redis  # redis-py leaves execute_command untyped
             await redis.execute_command(
                 "SCRIPT LOAD", script.source, **route(redis, keys[0])
             )
-            return await self._redis.evalsha(script.sha, len(keys), *keys, *args)
+            return await self._evalsha(script, keys, args)
+
+    async def _evalsha(
+        self, script: LuaScript, keys: list[str], args: list[Any]
+    ) -> Any:
+        if self._wire is not None:
+            command = pack(["EVALSHA", script.sha, len(keys), *keys, *args])
+            return await self._wire.call(command)
+        return await self._redis.evalsha(script.sha, len(keys), *keys, *args)
 
 
 class ReliableTopic(TopicCore):

@@ -22,6 +22,7 @@ from ._protocol import TopicKeys, check_topic_name, new_epoch, ring_settings
 from ._runner import ListenerRunner
 from ._scripts import ENSURE, LuaScript
 from ._topic import ReliableTopicProxy
+from ._wire import Wire, pack
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +40,16 @@ long stopping a listener may take while its topic is idle."""
 
 JOIN_TIMEOUT = 2.0
 """How long shutdown, destroy and remove_listener wait for runner threads."""
+
+
+URL_OPTIONS: dict[str, Any] = {
+    "socket_connect_timeout": 5.0,
+    "socket_timeout": 10.0,
+    "socket_keepalive": True,
+}
+"""Connection options of a client opened from a URL (the URL's own query
+options win): without a socket timeout, a network partition that drops
+packets silently would leave a publish or a read waiting forever."""
 
 
 def resolve_url(url: str | None) -> str:
@@ -124,6 +135,7 @@ class ReliableTopicClient:
             self._owned.append(twin)
         self._redis: Redis | RedisCluster = twin or redis
         self._codec: Codec = codec or JsonCodec()
+        self._wire = Wire.of(self._redis)
         self._block_ms = block_ms(socket_timeout_of(self._redis))
         self.join_timeout = JOIN_TIMEOUT
         self._closed = threading.Event()
@@ -202,6 +214,8 @@ class ReliableTopicClient:
             self._topics.clear()
         runners = [runner for topic in topics for runner in topic._stop_all()]
         self._join(runners)
+        if self._wire is not None:
+            self._wire.close()
         for owned in self._owned:
             owned.close()
 
@@ -248,15 +262,22 @@ class ReliableTopicClient:
 
     def _script(self, script: LuaScript, keys: list[str], args: list[Any]) -> Any:
         try:
-            return self._redis.evalsha(script.sha, len(keys), *keys, *args)
+            return self._evalsha(script, keys, args)
         except NoScriptError:
             redis: Any = self._redis  # redis-py leaves execute_command untyped
             redis.execute_command("SCRIPT LOAD", script.source, **route(redis, keys[0]))
-            return self._redis.evalsha(script.sha, len(keys), *keys, *args)
+            return self._evalsha(script, keys, args)
+
+    def _evalsha(self, script: LuaScript, keys: list[str], args: list[Any]) -> Any:
+        if self._wire is not None:
+            return self._wire.call(
+                pack(["EVALSHA", script.sha, len(keys), *keys, *args])
+            )
+        return self._redis.evalsha(script.sha, len(keys), *keys, *args)
 
 
 def _open(url: str) -> Redis:
-    return Redis.from_url(url)
+    return Redis.from_url(url, **URL_OPTIONS)
 
 
 HazelcastClient = ReliableTopicClient

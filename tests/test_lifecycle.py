@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from typing import Any
 
 import pytest
 import redis
 
+import hzreliable.asyncio
 from hzreliable import (
     FROM_OLDEST,
     ReliableTopicClient,
@@ -114,6 +116,32 @@ def test_a_client_from_a_url_closes_its_own_connection(
     eventually(lambda: not connected() & opened, what="connections to close")
     with ReliableTopicClient.from_url(redis_server.url) as other:
         assert other.get_reliable_topic("env").ringbuffer.size() == 1
+
+
+@pytest.mark.parametrize("api", ["sync", "asyncio"])
+def test_a_client_from_a_url_has_socket_timeouts_the_url_can_override(
+    api: str,
+) -> None:
+    """Without a socket timeout a silent partition would hang a publish."""
+
+    def options(url: str) -> dict[str, Any]:
+        if api == "sync":
+            client: Any = ReliableTopicClient(url=url)
+            kwargs = dict(client.redis.connection_pool.connection_kwargs)
+            client.shutdown()
+            return kwargs
+        aclient: Any = hzreliable.asyncio.ReliableTopicClient(url=url)
+        kwargs = dict(aclient.redis.connection_pool.connection_kwargs)
+        asyncio.run(aclient.shutdown())
+        return kwargs
+
+    plain = options("redis://127.0.0.1:1/0")
+    chosen = options("redis://127.0.0.1:1/0?socket_timeout=3")
+
+    assert plain["socket_timeout"] == 10.0
+    assert plain["socket_connect_timeout"] == 5.0
+    assert plain["socket_keepalive"] is True
+    assert chosen["socket_timeout"] == 3.0
 
 
 def test_a_blocked_publisher_is_released_by_shutdown(make_client: Any) -> None:

@@ -1,0 +1,152 @@
+"""
+A short path to Redis for hzreliable's own hot commands.
+
+redis-py spends more time in Python per command (argument encoding, the
+pool's checks on every checkout, its retry wrapper) than Redis spends running
+a publish script. For a plain ``redis.Redis`` or ``redis.asyncio.Redis`` on
+one of redis-py's own connection classes, hzreliable encodes its script
+calls itself and sends them on connections it keeps checked out of the
+client's pool. Any other client (fakeredis, ``RedisCluster``, a pool with
+client-side caching, a connection class of your own) goes through redis-py's
+ordinary command path, which gives the same replies.
+
+A connection that fails mid-command is dropped, as redis-py drops it (a
+reply may still be on its way), and the error propagates to hzreliable's own
+retries; an error reply (``ResponseError``) leaves the connection usable.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from typing import Any
+
+from redis.exceptions import ResponseError
+
+__all__ = ["AsyncWire", "Wire", "pack"]
+
+
+def pack(args: list[Any]) -> bytes:
+    """One command in RESP: an array of bulk strings."""
+    parts = [b"*%d\r\n" % len(args)]
+    for arg in args:
+        if isinstance(arg, str):
+            arg = arg.encode()
+        elif isinstance(arg, int):
+            arg = b"%d" % arg
+        parts.append(b"$%d\r\n%b\r\n" % (len(arg), arg))
+    return b"".join(parts)
+
+
+def _eligible(client: Any, connection_base: type) -> bool:
+    pool = getattr(client, "connection_pool", None)
+    if pool is None or getattr(pool, "cache", None) is not None:
+        return False
+    connection_class = getattr(pool, "connection_class", None)
+    return (
+        isinstance(connection_class, type)
+        and issubclass(connection_class, connection_base)
+        # Only redis-py's own classes: a test double or a custom class may
+        # not speak RESP on a real socket.
+        and connection_class.__module__.startswith("redis.")
+    )
+
+
+class Wire:
+    """Sends packed commands for a threaded ``redis.Redis``; thread-safe."""
+
+    def __init__(self, pool: Any) -> None:
+        self._pool = pool
+        self._idle: list[Any] = []
+        self._lock = threading.Lock()
+        self._pid = os.getpid()
+
+    @classmethod
+    def of(cls, client: Any) -> Wire | None:
+        """A wire for ``client``, or None where redis-py's path must be used."""
+        from redis.connection import AbstractConnection
+
+        if not _eligible(client, AbstractConnection):
+            return None
+        return cls(client.connection_pool)
+
+    def call(self, command: bytes) -> Any:
+        """Send one packed command and return its raw reply."""
+        connection = self._take()
+        try:
+            connection.send_packed_command([command], check_health=False)
+            reply = connection.read_response()
+        except ResponseError:
+            self._give(connection)
+            raise
+        except BaseException:
+            connection.disconnect()
+            self._give(connection)
+            raise
+        self._give(connection)
+        return reply
+
+    def close(self) -> None:
+        """Hand every kept connection back to the pool."""
+        with self._lock:
+            idle, self._idle = self._idle, []
+        if self._pid == os.getpid():
+            for connection in idle:
+                self._pool.release(connection)
+
+    def _take(self) -> Any:
+        with self._lock:
+            if self._pid != os.getpid():
+                # A forked child must not share its parent's sockets; the
+                # pool resets itself in the child the same way.
+                self._idle, self._pid = [], os.getpid()
+            if self._idle:
+                return self._idle.pop()
+        return self._pool.get_connection()
+
+    def _give(self, connection: Any) -> None:
+        with self._lock:
+            if self._pid == os.getpid():
+                self._idle.append(connection)
+
+
+class AsyncWire:
+    """Sends packed commands for a ``redis.asyncio.Redis``, on one loop."""
+
+    def __init__(self, pool: Any) -> None:
+        self._pool = pool
+        self._idle: list[Any] = []
+
+    @classmethod
+    def of(cls, client: Any) -> AsyncWire | None:
+        """A wire for ``client``, or None where redis-py's path must be used."""
+        from redis.asyncio.connection import AbstractConnection
+
+        if not _eligible(client, AbstractConnection):
+            return None
+        return cls(client.connection_pool)
+
+    async def call(self, command: bytes) -> Any:
+        """Send one packed command and return its raw reply."""
+        connection = self._idle.pop() if self._idle else None
+        if connection is None:
+            connection = await self._pool.get_connection()
+        try:
+            await connection.send_packed_command([command], check_health=False)
+            reply = await connection.read_response()
+        except ResponseError:
+            self._idle.append(connection)
+            raise
+        except BaseException:
+            # Cancelled or failed mid-command: the reply may still come.
+            await connection.disconnect()
+            self._idle.append(connection)
+            raise
+        self._idle.append(connection)
+        return reply
+
+    async def close(self) -> None:
+        """Hand every kept connection back to the pool."""
+        idle, self._idle = self._idle, []
+        for connection in idle:
+            await self._pool.release(connection)

@@ -1,0 +1,105 @@
+"""
+The short path to Redis: used only for redis-py's own connections, speaking
+RESP exactly as redis-py does, and dropping a connection a failure left in an
+unknown state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import fakeredis
+import pytest
+import redis
+import redis.asyncio
+from redis.exceptions import ResponseError
+
+from hzreliable import ReliableTopicClient
+from hzreliable._wire import AsyncWire, Wire, pack
+
+from .servers import RedisServer
+
+
+def test_pack_writes_a_resp_array_of_bulk_strings() -> None:
+    assert pack(["SET", "k", 12, b"\x00\xff"]) == (
+        b"*4\r\n$3\r\nSET\r\n$1\r\nk\r\n$2\r\n12\r\n$2\r\n\x00\xff\r\n"
+    )
+
+
+def test_fakeredis_and_cluster_clients_keep_redis_py_s_path() -> None:
+    assert Wire.of(fakeredis.FakeRedis()) is None
+    assert AsyncWire.of(fakeredis.FakeAsyncRedis()) is None
+    cached = redis.Redis(protocol=3, cache_config=redis.cache.CacheConfig())
+    assert Wire.of(cached) is None
+
+
+@pytest.mark.redis
+def test_a_real_client_publishes_on_the_wire(redis_server: RedisServer) -> None:
+    r = redis_server.client()
+    r.flushall()
+    with ReliableTopicClient(r) as client:
+        assert client._wire is not None
+        topic = client.get_reliable_topic("wired")
+
+        assert [topic.publish(n) for n in range(3)] == [0, 1, 2]
+        assert [m.message for m in topic.ringbuffer.read_many(0, 3)] == [0, 1, 2]
+    r.close()
+
+
+@pytest.mark.redis
+def test_an_error_reply_keeps_the_connection_and_a_failure_drops_it(
+    redis_server: RedisServer,
+) -> None:
+    r = redis_server.client()
+    wire = Wire.of(r)
+    assert wire is not None
+
+    with pytest.raises(ResponseError, match="unknown command"):
+        wire.call(pack(["NO-SUCH-COMMAND"]))
+    (kept,) = wire._idle
+    assert kept._sock is not None  # an error reply is a complete reply
+
+    r.client_kill_filter(_id=str(wire.call(pack(["CLIENT", "ID"]))))
+    with pytest.raises(redis.ConnectionError):
+        wire.call(pack(["PING"]))
+    assert kept._sock is None  # dropped, so nothing stale is read later
+    assert wire.call(pack(["PING"])) in (b"PONG", "PONG")  # reconnects
+    wire.close()
+    r.close()
+
+
+@pytest.mark.redis
+def test_shutdown_hands_the_wire_s_connections_back(
+    redis_server: RedisServer,
+) -> None:
+    r = redis_server.client()
+    client = ReliableTopicClient(r)
+    client.get_reliable_topic("handed-back").publish("x")
+    in_use = len(r.connection_pool._in_use_connections)
+    assert in_use >= 1
+
+    client.shutdown()
+
+    assert len(r.connection_pool._in_use_connections) == in_use - 1
+    r.close()
+
+
+@pytest.mark.redis
+def test_the_async_wire_survives_a_cancelled_call(redis_server: RedisServer) -> None:
+    async def scenario() -> None:
+        r = redis.asyncio.Redis(host="127.0.0.1", port=redis_server.port)
+        wire = AsyncWire.of(r)
+        assert wire is not None
+        blocked = asyncio.ensure_future(wire.call(pack(["BLPOP", "never-filled", 10])))
+        while not wire._pool._in_use_connections:
+            await asyncio.sleep(0.005)
+        blocked.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await blocked
+
+        # The cancelled call's reply must not be taken for the next one's.
+        assert await wire.call(pack(["ECHO", "after"])) == b"after"
+        await wire.close()
+        await r.aclose()
+
+    asyncio.run(scenario())
