@@ -57,9 +57,10 @@ from ._protocol import (
     new_epoch,
     read_publish_reply,
     ring_settings,
+    same_settings,
     sequence_of,
 )
-from ._reading import Batch, ReadCache
+from ._reading import Batch, ReadCache, batch_of
 from ._retry import RETRYABLE, Backoff
 from ._scripts import ENSURE, PUBLISH, STATE, LuaScript
 from ._stats import LocalTopicStats
@@ -148,7 +149,7 @@ class ReliableTopicClient:
             )
         existing = self._topics.get(name)
         if existing is not None:
-            if config is None or config == existing.config:
+            if config is None or same_settings(name, config, existing.config):
                 return existing
             raise ValueError(
                 f"topic {name!r} is already open in this client with another "
@@ -223,7 +224,7 @@ class ReliableTopicClient:
         return await self._redis.evalsha(script.sha, len(keys), *keys, *args)
 
 
-class ReliableTopic(TopicCore):
+class ReliableTopic(TopicCore["_Runner"]):
     """
     A topic for asyncio code: every call that talks to Redis is a coroutine.
     Delivery, ordering, loss, error and cancel rules are those of the
@@ -239,7 +240,6 @@ class ReliableTopic(TopicCore):
     ) -> None:
         super().__init__(name, config, epoch)
         self._client = client
-        self._runners: dict[str, _Runner] = {}
         self._reader = _SharedReader(self)
         self.ringbuffer = AsyncRingbufferView(self)
         """A read-only view of the ring behind this topic (coroutines)."""
@@ -349,19 +349,6 @@ class ReliableTopic(TopicCore):
             await _join([runner], self._client.join_timeout)
         return True
 
-    def _runner_ended(self, runner: _Runner) -> None:
-        with self._lock:
-            self._runners.pop(runner.registration_id, None)
-            self._errors[runner.registration_id] = runner.error
-
-    def _stop_all(self) -> list[_Runner]:
-        with self._lock:
-            runners = list(self._runners.values())
-            self._runners.clear()
-        for runner in runners:
-            runner.stop()
-        return runners
-
     async def messages(
         self, start: int = FROM_LATEST, *, loss_tolerant: bool = False
     ) -> AsyncIterator[TopicMessage[Any]]:
@@ -385,7 +372,7 @@ class ReliableTopic(TopicCore):
         while True:
             self._client._check_open()
             try:
-                batch = await self._reader.read(cursor.next)
+                batch = await self._reader.read(cursor)
             except RETRYABLE as error:
                 await self._wait_closed(backoff.next_delay(error))
                 continue
@@ -397,6 +384,7 @@ class ReliableTopic(TopicCore):
             for entry in entries:
                 message = decode_entry(self._name, self._client._codec, entry)
                 cursor.next = sequence_of(entry[0]) + 1
+                cursor.last = entry
                 if isinstance(message, MessageDecodeError):
                     raise message
                 yield message
@@ -520,7 +508,7 @@ class _Runner:
         while not self.stopping:
             self.interruptible = True
             try:
-                batch = await topic._reader.read(self.cursor.next)
+                batch = await topic._reader.read(self.cursor)
             except RETRYABLE as error:
                 await asyncio.sleep(backoff.next_delay(error))
                 continue
@@ -545,6 +533,7 @@ class _Runner:
             message = decode_entry(topic.name, topic._client._codec, entry)
             sequence = sequence_of(entry[0])
             self.cursor.next = sequence + 1
+            self.cursor.last = entry
             try:
                 if isinstance(message, MessageDecodeError):
                     raise message
@@ -554,7 +543,7 @@ class _Runner:
                 if await self._is_terminal(error):
                     return error
             if topic._stats_enabled:
-                topic._received += 1
+                self.cursor.delivered += 1
         return None
 
     async def _is_terminal(self, error: Exception) -> bool:
@@ -591,9 +580,10 @@ class _SharedReader:
         self.cache = ReadCache()
         self.flights: dict[int, asyncio.Future[Batch]] = {}
 
-    async def read(self, sequence: int) -> Batch:
+    async def read(self, cursor: Cursor) -> Batch:
+        sequence = cursor.next
         count = self.topic.config.read_batch_size
-        hit = self.cache.lookup(sequence, count)
+        hit = self.cache.lookup(sequence, count, cursor.epoch)
         if hit is not None:
             return hit
         flight = self.flights.get(sequence)
@@ -623,10 +613,11 @@ class _SharedReader:
         client = topic._client
         pipe = client._redis.pipeline(transaction=False)
         queue_read(client._redis, pipe, topic._keys, sequence, count, client._block_ms)
-        streams, epoch = await pipe.execute()
-        if streams:
-            return Batch(streams[0][1], as_text(epoch))
-        return Batch([], as_text(epoch), RingState.parse(await topic._state()))
+        replies = await pipe.execute()
+        batch = batch_of(replies)
+        if batch is not None:
+            return batch
+        return Batch([], as_text(replies[1]), RingState.parse(await topic._state()))
 
 
 def _retrieve(future: asyncio.Future[Batch]) -> None:

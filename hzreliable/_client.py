@@ -18,7 +18,13 @@ from redis.exceptions import NoScriptError
 from ._cluster import is_cluster, route
 from ._codec import Codec, JsonCodec
 from ._config import ReliableTopicConfig
-from ._protocol import TopicKeys, check_topic_name, new_epoch, ring_settings
+from ._protocol import (
+    TopicKeys,
+    check_topic_name,
+    new_epoch,
+    ring_settings,
+    same_settings,
+)
 from ._runner import ListenerRunner
 from ._scripts import ENSURE, LuaScript
 from ._topic import ReliableTopicProxy
@@ -185,7 +191,7 @@ class ReliableTopicClient:
         with self._lock:
             existing = self._topics.get(name)
         if existing is not None:
-            if config is None or config == existing.config:
+            if config is None or same_settings(name, config, existing.config):
                 return existing
             raise ValueError(
                 f"topic {name!r} is already open in this client with another "

@@ -39,7 +39,8 @@ def queue_read(
 ) -> None:
     """
     Queue a listener's read on ``pipe``: the entries from ``sequence`` on,
-    waiting up to ``block`` ms, then the topic's identity.
+    waiting up to ``block`` ms, then the topic's identity and the entry
+    before ``sequence`` (for ``Cursor.check_previous``).
     """
     if not is_cluster(client):
         pipe.xread({keys.stream: after_id(sequence)}, count=count, block=block)
@@ -53,3 +54,5 @@ def queue_read(
             **route(client, keys.stream),
         )  # fmt: skip
     pipe.hget(keys.meta, "epoch")
+    previous = after_id(sequence)  # the ID of sequence - 1
+    pipe.xrange(keys.stream, previous, previous)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
 from ._codec import Codec
 from ._config import ReliableTopicConfig
@@ -41,9 +41,14 @@ class Runner(Protocol):
     cursor: Cursor
     error: BaseException | None
 
+    def stop(self) -> None: ...
 
-class TopicCore:
-    """State and rules of one topic proxy."""
+
+R = TypeVar("R", bound=Runner)
+
+
+class TopicCore(Generic[R]):
+    """State and rules of one topic proxy, whose listeners run as ``R``."""
 
     def __init__(self, name: str, config: ReliableTopicConfig, epoch: str) -> None:
         self._name = name
@@ -54,8 +59,11 @@ class TopicCore:
         self._ring_args = [config.capacity, config.ttl_us, config.overload_policy.value]
         self._creation_time = time.time()
         self._published = 0
-        self._received = 0
+        # Deliveries of listeners that ended; live ones count in their
+        # cursors, each written by its own runner only.
+        self._received_ended = 0
         self._lock = threading.Lock()
+        self._runners: dict[str, R] = {}
         self._issued: set[str] = set()
         self._errors: dict[str, BaseException | None] = {}
 
@@ -94,7 +102,8 @@ class TopicCore:
 
     def _published_now(self, sequences: list[int]) -> None:
         if self._stats_enabled:
-            self._published += len(sequences)
+            with self._lock:  # publishers may share the proxy across threads
+                self._published += len(sequences)
 
     def _pause(
         self, outcome: PublishOutcome, deadline: float | None, timeout: float | None
@@ -131,7 +140,21 @@ class TopicCore:
         with self._lock:
             return self._errors.get(self._check_issued(registration_id))
 
-    def _stats(self, runners: dict[str, Runner], tail: int) -> LocalTopicStats:
+    def _runner_ended(self, runner: R) -> None:
+        with self._lock:
+            self._runners.pop(runner.registration_id, None)
+            self._errors[runner.registration_id] = runner.error
+            self._received_ended += runner.cursor.delivered
+
+    def _stop_all(self) -> list[R]:
+        with self._lock:
+            runners = list(self._runners.values())
+            self._runners.clear()
+        for runner in runners:
+            runner.stop()
+        return runners
+
+    def _stats(self, runners: dict[str, R], tail: int) -> LocalTopicStats:
         listeners = {
             rid: ListenerStats(
                 next_sequence=r.cursor.next,
@@ -144,7 +167,8 @@ class TopicCore:
         return LocalTopicStats(
             creation_time=self._creation_time,
             publish_operation_count=self._published,
-            receive_operation_count=self._received,
+            receive_operation_count=self._received_ended
+            + sum(r.cursor.delivered for r in runners.values()),
             listeners=listeners,
         )
 

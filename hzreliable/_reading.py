@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ._protocol import RingState, sequence_of
+from ._protocol import RingState, as_text, sequence_of
 
 CACHE_ENTRIES = 4096
 """Recent entries a client keeps per topic for its other listeners."""
@@ -18,11 +18,25 @@ CACHE_ENTRIES = 4096
 @dataclass(slots=True)
 class Batch:
     """One read: entries in order, the topic identity seen right after the
-    read, and (only when nothing came) the ring's state for the idle checks."""
+    read, the entry just before the first one as Redis had it then (None if
+    unknown or gone), and (only when nothing came) the ring's state for the
+    idle checks."""
 
     entries: list[Any]
     epoch: str | None
     state: RingState | None = None
+    previous: Any = None
+
+
+def batch_of(replies: list[Any]) -> Batch | None:
+    """The Batch from the replies of the commands ``queue_read`` queued;
+    None when nothing came, and the caller must fetch the ring's state."""
+    streams, epoch, previous = replies
+    if isinstance(streams, dict):  # RESP3 answers XREAD with a map
+        streams = list(streams.items())
+    if not streams:
+        return None
+    return Batch(streams[0][1], as_text(epoch), None, previous[0] if previous else None)
 
 
 @dataclass(slots=True)
@@ -48,19 +62,21 @@ class ReadCache:
         self._epoch: str | None = None
         self._newest = -1
 
-    def lookup(self, sequence: int, count: int) -> Batch | None:
-        """Entries from ``sequence`` on, if the cache holds that one."""
+    def lookup(self, sequence: int, count: int, epoch: str | None) -> Batch | None:
+        """Entries from ``sequence`` on, if the cache holds that one and
+        belongs to the topic identity ``epoch`` the reader knows."""
         entries = self._entries
-        if sequence not in entries:
+        if sequence not in entries or epoch != self._epoch:
             return None
+        previous = entries.get(sequence - 1)
         found: list[Any] = []
         while sequence in entries and len(found) < count:
             found.append(entries[sequence])
             sequence += 1
-        return Batch(found, self._epoch)
+        return Batch(found, self._epoch, None, previous)
 
     def add(self, batch: Batch) -> None:
-        if batch.epoch != self._epoch:
+        if batch.epoch != self._epoch or self._rolled_back(batch):
             self._entries.clear()
             self._epoch = batch.epoch
             self._newest = -1
@@ -71,6 +87,14 @@ class ReadCache:
         if len(self._entries) > 2 * self._keep:
             oldest = self._newest - self._keep
             self._entries = {s: e for s, e in self._entries.items() if s > oldest}
+
+    def _rolled_back(self, batch: Batch) -> bool:
+        """Does Redis now hold another entry where the cache holds one?"""
+        previous = batch.previous
+        if previous is None:
+            return False
+        cached = self._entries.get(sequence_of(previous[0]))
+        return cached is not None and cached[1] != previous[1]
 
     def clear(self) -> None:
         self._entries.clear()

@@ -11,7 +11,7 @@ from ._core import log_listener_end, log_listener_error
 from ._errors import MessageDecodeError
 from ._listener import ReliableMessageListener
 from ._protocol import Cursor, RingState, as_text, decode_entry, sequence_of
-from ._reading import Batch, Flight, ReadCache
+from ._reading import Batch, Flight, ReadCache, batch_of
 from ._retry import RETRYABLE, Backoff
 
 if TYPE_CHECKING:
@@ -62,7 +62,7 @@ class ListenerRunner(threading.Thread):
         backoff = Backoff(f"topic {topic.name!r}: listener read")
         while not self.stopping.is_set():
             try:
-                batch = topic._reader.read(self.cursor.next, self.stopping)
+                batch = topic._reader.read(self.cursor, self.stopping)
             except RETRYABLE as error:
                 if not backoff.wait(error, self.stopping):
                     return None
@@ -88,6 +88,7 @@ class ListenerRunner(threading.Thread):
             message = decode_entry(topic.name, topic._client._codec, entry)
             sequence = sequence_of(entry[0])
             self.cursor.next = sequence + 1
+            self.cursor.last = entry
             if debug:
                 logger.debug("topic %r: delivering %d", topic.name, sequence)
             try:
@@ -99,7 +100,7 @@ class ListenerRunner(threading.Thread):
                 if self._is_terminal(error):
                     return error
             if topic._stats_enabled:
-                topic._received += 1
+                self.cursor.delivered += 1
         return None
 
     def _is_terminal(self, error: Exception) -> bool:
@@ -144,10 +145,11 @@ class SharedReader:
         with self.changed:
             self.changed.notify_all()
 
-    def read(self, sequence: int, stopping: threading.Event) -> Batch:
+    def read(self, cursor: Cursor, stopping: threading.Event) -> Batch:
+        sequence = cursor.next
         count = self.topic.config.read_batch_size
         with self.changed:
-            hit = self.cache.lookup(sequence, count)
+            hit = self.cache.lookup(sequence, count, cursor.epoch)
             if hit is not None:
                 return hit
             flight = self.flights.get(sequence)
@@ -183,10 +185,11 @@ class SharedReader:
         client = topic._client
         pipe = client._redis.pipeline(transaction=False)
         queue_read(client._redis, pipe, topic._keys, sequence, count, client._block_ms)
-        streams, epoch = pipe.execute()
-        if streams:
-            return Batch(streams[0][1], as_text(epoch))
-        return Batch([], as_text(epoch), RingState.parse(topic._state()))
+        replies = pipe.execute()
+        batch = batch_of(replies)
+        if batch is not None:
+            return batch
+        return Batch([], as_text(replies[1]), RingState.parse(topic._state()))
 
 
 FOLLOW_MARGIN = 5.0

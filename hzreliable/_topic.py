@@ -45,7 +45,7 @@ logger = logging.getLogger(__name__)
 __all__ = ["ReliableTopicProxy", "RingbufferView"]
 
 
-class ReliableTopicProxy(TopicCore):
+class ReliableTopicProxy(TopicCore["ListenerRunner"]):
     """
     A topic: ordered publish/subscribe over one capped Redis stream.
 
@@ -62,7 +62,6 @@ class ReliableTopicProxy(TopicCore):
     ) -> None:
         super().__init__(name, config, epoch)
         self._client = client
-        self._runners: dict[str, ListenerRunner] = {}
         self._reader = SharedReader(self)
         self.ringbuffer = RingbufferView(self)
         """A read-only view of the ring behind this topic."""
@@ -176,19 +175,6 @@ class ReliableTopicProxy(TopicCore):
         if runner is not threading.current_thread() and runner.is_alive():
             runner.join(self._client.join_timeout)
         return True
-
-    def _runner_ended(self, runner: ListenerRunner) -> None:
-        with self._lock:
-            self._runners.pop(runner.registration_id, None)
-            self._errors[runner.registration_id] = runner.error
-
-    def _stop_all(self) -> list[ListenerRunner]:
-        with self._lock:
-            runners = list(self._runners.values())
-            self._runners.clear()
-        for runner in runners:
-            runner.stop()
-        return runners
 
     # ------------------------------------------------------------- lifecycle
 

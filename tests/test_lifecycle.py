@@ -15,6 +15,7 @@ from hzreliable import (
     ReliableTopicClient,
     ReliableTopicConfig,
     TopicMessage,
+    TopicOverloadPolicy,
 )
 
 from .conftest import eventually
@@ -208,3 +209,51 @@ def test_the_same_name_gives_the_same_proxy(client: ReliableTopicClient) -> None
     assert client.get_reliable_topic("same") is topic
     with pytest.raises(ValueError, match="another config"):
         client.get_reliable_topic("same", ReliableTopicConfig(read_batch_size=1))
+
+
+def test_the_same_config_twice_gives_the_same_proxy_with_adopted_settings(
+    make_client: Any,
+) -> None:
+    make_client().get_reliable_topic("adopted", ReliableTopicConfig(capacity=4))
+    client = make_client()
+    config = ReliableTopicConfig(overload_policy=TopicOverloadPolicy.ERROR)
+
+    topic = client.get_reliable_topic("adopted", config)
+
+    assert client.get_reliable_topic("adopted", config) is topic
+    assert topic.config.capacity == 4
+
+
+def test_deliveries_are_counted_across_listeners_that_ended(
+    client: ReliableTopicClient,
+) -> None:
+    topic = client.get_reliable_topic("counted")
+    staying, leaving = Recorder(FROM_OLDEST), Recorder(FROM_OLDEST)
+    topic.add_listener(staying)
+    gone = topic.add_listener(leaving)
+    topic.publish_all(range(3))
+    eventually(lambda: len(staying.messages) == len(leaving.messages) == 3)
+
+    topic.remove_listener(gone)
+    topic.publish("more")
+    eventually(lambda: len(staying.messages) == 4)
+
+    assert topic.get_local_topic_stats().receive_operation_count == 7
+
+
+def test_publishes_from_many_threads_are_all_counted(
+    client: ReliableTopicClient,
+) -> None:
+    topic = client.get_reliable_topic("busy")
+
+    def publish() -> None:
+        for n in range(200):
+            topic.publish(n)
+
+    threads = [threading.Thread(target=publish) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert topic.get_local_topic_stats().publish_operation_count == 800
