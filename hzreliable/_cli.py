@@ -28,6 +28,7 @@ from redis import Redis
 from redis.exceptions import RedisError
 
 from ._client import ReliableTopicClient, resolve_url
+from ._codec import JsonCodec
 from ._config import ReliableTopicConfig, TopicOverloadPolicy
 from ._errors import HzReliableError, MessageDecodeError
 from ._listener import FROM_LATEST, FROM_OLDEST, ReliableMessageListener, TopicMessage
@@ -222,8 +223,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser(
         "demo",
-        parents=[with_url],
+        parents=[with_url, with_json],
         help="a guided tour on Redis, or on an embedded fakeredis",
+        description="Publish, replay, resume and overload a few demo topics, "
+        "narrated; with --json, print one summary object instead. Uses the "
+        "Redis at --url (which must answer), else $REDIS_URL or localhost if "
+        "one answers, else an embedded fakeredis. Deletes its topics after.",
     )
     demo.add_argument(
         "--embedded", action="store_true", help="use fakeredis even if Redis is up"
@@ -240,18 +245,20 @@ def _version() -> str:
 # --------------------------------------------------------------- messages
 
 
-def _refuse_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
+_JSON_CODEC = JsonCodec()
 
 
 def parse_message(text: str) -> Any:
-    """JSON if ``text`` parses as JSON, else the text itself."""
+    """JSON if ``text`` parses as JSON the codec can publish, else the text."""
     try:
-        # NaN and Infinity would parse but could never be published as JSON,
-        # so such text is sent as text.
-        return json.loads(text, parse_constant=_refuse_constant)
-    except (ValueError, RecursionError):
+        value = json.loads(text)
+        # Some JSON text parses to what the codec refuses: NaN, and numbers
+        # too large for a float (1e400 is infinity). Asking the codec itself
+        # keeps "JSON if it parses, else text" true whatever it refuses.
+        _JSON_CODEC.encode(value)
+    except (ValueError, TypeError, RecursionError):
         return text
+    return value
 
 
 def _as_json_value(value: object) -> Any:
@@ -495,14 +502,12 @@ def run_info(args: argparse.Namespace, out: _Output) -> int:
         topic = client.get_reliable_topic(args.topic)
         ring = topic.ringbuffer
         head, tail, size = ring.head_sequence(), ring.tail_sequence(), ring.size()
-        config = topic.config
-    ttl = config.time_to_live
-    # Without a retention period nothing is kept for sure: never full.
-    full = ttl > 0 and size >= config.capacity
-    remaining = config.capacity if ttl == 0 else max(0, config.capacity - size)
+        capacity, remaining = ring.capacity(), ring.remaining_capacity()
+        ttl = topic.config.time_to_live
+    full = remaining == 0
     record = {
         "topic": args.topic,
-        "capacity": config.capacity,
+        "capacity": capacity,
         "time_to_live": ttl,
         "head": head,
         "tail": tail,
@@ -513,7 +518,7 @@ def run_info(args: argparse.Namespace, out: _Output) -> int:
     retention = f"{ttl:g} s" if ttl else "0 (none: the oldest message is overwritten)"
     rows = [
         ("topic", args.topic),
-        ("capacity", config.capacity),
+        ("capacity", capacity),
         ("time to live", retention),
         ("head", head),
         ("tail", tail),
@@ -528,39 +533,66 @@ def run_info(args: argparse.Namespace, out: _Output) -> int:
 # ----------------------------------------------------------------- demo
 
 
-def _connect_or_embed(url: str | None, embedded: bool) -> Redis:
-    """The server at ``url`` (or REDIS_URL), else an embedded fakeredis."""
+def _connect_or_embed(
+    url: str | None, embedded: bool, say: Callable[[str], None]
+) -> tuple[Redis, str | None]:
+    """
+    The server at ``url``, else at REDIS_URL or localhost, else an embedded
+    fakeredis; with the server's URL (None for fakeredis). Only a server
+    named with ``--url`` must answer: the tour is meant to run anywhere, and
+    a REDIS_URL left in the environment should not stop it.
+    """
     chosen = resolve_url(url)
+    shown = _redact(chosen)
     if not embedded:
-        client = Redis.from_url(chosen, socket_connect_timeout=1)
+        try:
+            client = Redis.from_url(chosen, socket_connect_timeout=1)
+        except ValueError as error:
+            raise CliError(f"bad Redis URL {shown}: {error}", USAGE) from None
         try:
             client.ping()
-            print(f"Using Redis at {chosen}")
-            return client
-        except RedisError:
+        except RedisError as error:
             client.close()
-            if url or os.environ.get("REDIS_URL"):
-                raise
+            if url:
+                raise CliError(
+                    f"cannot reach Redis at {shown}: {_one_line(error)}", USAGE
+                ) from None
+            say(f"No Redis answered at {shown}.")
+        else:
+            say(f"Using Redis at {shown}")
+            return client, shown
     try:
         import fakeredis
     except ImportError:
-        raise SystemExit(
-            f"hzreliable: no Redis at {chosen} and fakeredis is not installed "
-            "(pip install 'hzreliable[dev]')"
+        raise CliError(
+            f"no Redis at {shown} and fakeredis is not installed "
+            "(pip install 'hzreliable[dev]')",
+            FAILED,
         ) from None
-    print("Using an embedded fakeredis (no Redis server needed)")
+    say("Using an embedded fakeredis (no Redis server needed)")
     fake: Redis = fakeredis.FakeRedis()
-    return fake
+    return fake, None
 
 
-def run_demo(args: argparse.Namespace) -> int:
+def _quiet(_: str) -> None:
+    pass
+
+
+def run_demo(args: argparse.Namespace, out: _Output) -> int:
+    from ._demo import DemoError
     from ._demo import run_demo as tour
 
+    # With --json the narration is left out: one summary object instead.
+    say: Callable[[str], None] = _quiet if out.as_json else print
+    redis, server = _connect_or_embed(args.url, args.embedded, say)
     try:
-        tour(_connect_or_embed(args.url, args.embedded))
-    except RedisError as error:
-        print(f"hzreliable: {error}", file=sys.stderr)
-        return USAGE
+        summary = tour(redis, say)
+    except DemoError as error:
+        raise CliError(f"demo failed: {error}", FAILED) from None
+    finally:
+        redis.close()
+    if out.as_json:
+        out.emit({"redis": server, "embedded": server is None, **summary}, "")
     return OK
 
 
@@ -618,6 +650,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, _Output], int]] = {
     "publish": run_publish,
     "tail": run_tail,
     "info": run_info,
+    "demo": run_demo,
 }
 
 
@@ -625,8 +658,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
     args = build_parser().parse_args(argv)
     try:
-        if args.command == "demo":
-            return run_demo(args)
         _configure_logging()
         return COMMANDS[args.command](args, _Output(args.json, sys.stdout))
     except KeyboardInterrupt:

@@ -14,12 +14,19 @@ from ._config import ReliableTopicConfig, TopicOverloadPolicy
 from ._errors import TopicOverloadException
 from ._listener import FROM_OLDEST, ReliableMessageListener, TopicMessage
 
+DELIVERY_TIMEOUT = 5.0
+"""Seconds the tour waits for a listener to receive what it expects."""
 
-def _wait_for(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
+
+class DemoError(Exception):
+    """The tour could not go on; the command reports it in one line."""
+
+
+def _wait_for(predicate: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + DELIVERY_TIMEOUT
     while not predicate():
         if time.monotonic() > deadline:
-            raise RuntimeError("the demo timed out waiting for a delivery")
+            raise DemoError(f"no delivery to the {what} within {DELIVERY_TIMEOUT:g} s")
         time.sleep(0.01)
 
 
@@ -40,24 +47,29 @@ class _Printer(ReliableMessageListener[Any]):
         self.seen.append(message.sequence)
 
 
-def run_demo(redis: Redis, out: Callable[[str], None] = print) -> None:
-    """Publish, replay, resume and overload, narrated on ``out``."""
+def run_demo(redis: Redis, out: Callable[[str], None] = print) -> dict[str, Any]:
+    """
+    Publish, replay, resume and overload, narrated on ``out``; returns what
+    happened, for ``--json``. Raises DemoError if a delivery does not come.
+    """
     prefix = f"demo-{uuid.uuid4().hex[:6]}"
+    published: list[int | None] = []
     with ReliableTopicClient(redis) as client:
         topic = client.get_reliable_topic(f"{prefix}.orders")
         out("1. Publish three events; each gets the next sequence:")
         for event in ("OrderCreated", "OrderPaid", "OrderShipped"):
             sequence = topic.publish({"type": event, "order_id": "order-123"})
+            published.append(sequence)
             out(f"  published {event} as #{sequence}")
 
         out("2. A late joiner replays from the oldest retained message:")
         late = _Printer("late joiner", FROM_OLDEST, out)
         topic.add_listener(late)
-        _wait_for(lambda: len(late.seen) == 3)
+        _wait_for(lambda: len(late.seen) == 3, "late joiner")
 
         out("3. Durable resume: a consumer stops, events arrive, it resumes:")
         topic.publish_all([{"type": "OrderClosed", "order_id": "order-123"}])
-        _wait_for(lambda: len(late.seen) == 4)
+        _wait_for(lambda: len(late.seen) == 4, "late joiner")
         resume_at = late.stored
         client.shutdown()
         with ReliableTopicClient(redis) as again:
@@ -66,14 +78,23 @@ def run_demo(redis: Redis, out: Callable[[str], None] = print) -> None:
             out(f"  restarted consumer resumes at #{resume_at}")
             resumed = _Printer("resumed", resume_at, out)
             reopened.add_listener(resumed)
-            _wait_for(lambda: len(resumed.seen) == 1)
+            _wait_for(lambda: len(resumed.seen) == 1, "resumed consumer")
             reopened.destroy()
 
         out("4. Overload policies on a ring of 2 with a 0.5 s retention:")
         with ReliableTopicClient(redis) as policies:
-            for policy in TopicOverloadPolicy:
+            overload = [
                 _overload(policies, f"{prefix}.{policy.value.lower()}", policy, out)
+                for policy in TopicOverloadPolicy
+            ]
     out("Done.")
+    return {
+        "published": published,
+        "replayed": late.seen,
+        "resumed_at": resume_at,
+        "resumed": resumed.seen,
+        "overload": overload,
+    }
 
 
 def _overload(
@@ -81,17 +102,21 @@ def _overload(
     name: str,
     policy: TopicOverloadPolicy,
     out: Callable[[str], None],
-) -> None:
+) -> dict[str, Any]:
     config = ReliableTopicConfig(
         capacity=2, read_batch_size=2, time_to_live=0.5, overload_policy=policy
     )
     topic = client.get_reliable_topic(name, config)
     topic.publish_all(["a", "b"])
     started = time.monotonic()
+    sequence: int | None = None
+    error: str | None = None
     try:
-        result: Any = topic.publish("c")
+        sequence = topic.publish("c")
+        result: Any = sequence
     except TopicOverloadException:
-        result = "raised TopicOverloadException"
+        error = "TopicOverloadException"
+        result = f"raised {error}"
     waited = time.monotonic() - started
     kept = [
         m.message
@@ -102,3 +127,10 @@ def _overload(
         f"after {waited:.2f}s; ring holds {kept}"
     )
     topic.destroy()
+    return {
+        "policy": policy.value,
+        "sequence": sequence,
+        "error": error,
+        "waited": round(waited, 2),
+        "kept": kept,
+    }

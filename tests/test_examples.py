@@ -15,8 +15,10 @@ ROOT = Path(__file__).resolve().parent.parent
 SPEC = ROOT / "examples" / "spec"
 
 
-def python(*args: str, server: Any = None) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ)
+def python(
+    *args: str, server: Any = None, **extra_env: str
+) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, **extra_env)
     if server is not None:
         env["REDIS_URL"] = server.url
     return subprocess.run(
@@ -101,3 +103,30 @@ def test_demo_reports_an_unreachable_server_in_one_line() -> None:
     assert result.returncode == 2
     assert result.stderr.startswith("hzreliable:")
     assert "Traceback" not in result.stderr
+
+
+def test_demo_json_summarises_the_tour_on_fakeredis() -> None:
+    result = python("-m", "hzreliable", "demo", "--embedded", "--json")
+
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["embedded"] is True
+    assert summary["redis"] is None
+    assert summary["published"] == [0, 1, 2]
+    assert summary["replayed"] == [0, 1, 2, 3]
+    assert summary["resumed"] == [summary["resumed_at"]]
+    outcomes = {o["policy"]: o for o in summary["overload"]}
+    assert outcomes["ERROR"]["error"] == "TopicOverloadException"
+    assert outcomes["DISCARD_NEWEST"]["sequence"] is None
+    assert outcomes["DISCARD_NEWEST"]["kept"] == ["a", "b"]
+    assert outcomes["DISCARD_OLDEST"]["kept"] == ["b", "c"]
+    assert outcomes["BLOCK"]["sequence"] == 2
+    assert outcomes["BLOCK"]["waited"] > 0
+
+
+def test_demo_falls_back_to_fakeredis_when_redis_url_does_not_answer() -> None:
+    result = python("-m", "hzreliable", "demo", REDIS_URL="redis://127.0.0.1:1/0")
+
+    assert result.returncode == 0, result.stderr
+    assert "No Redis answered at redis://127.0.0.1:1/0" in result.stdout
+    assert "embedded fakeredis" in result.stdout

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import time
+import threading
 from typing import Any
 
 import pydantic
@@ -12,6 +12,7 @@ import redis
 from hzreliable import (
     ReliableTopicClient,
     ReliableTopicConfig,
+    StaleSequenceException,
     TopicConfigConflictError,
     TopicOverloadException,
     TopicOverloadPolicy,
@@ -72,14 +73,18 @@ def test_messages_round_trip(
     assert topic.ringbuffer.read_one(sequence).message == expected
 
 
-def test_publish_time_comes_from_the_server_clock(client: ReliableTopicClient) -> None:
+def test_publish_time_comes_from_the_server_clock(
+    client: ReliableTopicClient, backend: redis.Redis
+) -> None:
     topic = client.get_reliable_topic("clock")
-    before = time.time()
+    seconds, micros = backend.time()
+    before = seconds + micros / 1e6
 
     sequence = topic.publish("x")
 
+    seconds, micros = backend.time()
     stamp = topic.ringbuffer.read_one(sequence or 0).publish_time
-    assert abs(stamp - before) < 5
+    assert before <= stamp <= seconds + micros / 1e6
 
 
 @pytest.mark.parametrize(
@@ -119,16 +124,63 @@ def test_publish_all_of_nothing_is_nothing(client: ReliableTopicClient) -> None:
 
 
 def test_publish_all_is_one_contiguous_block_among_other_publishers(
+    make_client: Any,
+) -> None:
+    topic = make_client().get_reliable_topic("block")
+    others = [make_client().get_reliable_topic("block") for _ in range(3)]
+    stop = threading.Event()
+
+    def interleave(other: Any) -> None:
+        while not stop.is_set():
+            other.publish("other")
+
+    threads = [threading.Thread(target=interleave, args=(o,)) for o in others]
+    for thread in threads:
+        thread.start()
+    try:
+        batches = [topic.publish_all([(b, i) for i in range(50)]) for b in range(5)]
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
+
+    for b, sequences in enumerate(batches):
+        assert sequences == list(range(sequences[0], sequences[0] + 50))
+        read = topic.ringbuffer.read_many(sequences[0], 50)
+        assert [m.message for m in read] == [[b, i] for i in range(50)]
+
+
+@pytest.mark.parametrize("policy", ["ERROR", "BLOCK"])
+def test_a_batch_that_only_partly_fits_stores_nothing(
+    client: ReliableTopicClient, policy: str
+) -> None:
+    topic = _full_topic(client, policy, size=1)  # 2 of 3 places free
+
+    with pytest.raises(TopicOverloadException):
+        topic.publish_all(["a", "b", "c"], timeout=0.05)
+
+    assert topic.ringbuffer.tail_sequence() == 0
+    assert topic.ringbuffer.size() == 1
+
+
+def test_reading_a_trimmed_or_unpublished_sequence_is_refused(
     client: ReliableTopicClient,
 ) -> None:
-    topic = client.get_reliable_topic("block")
-    topic.publish("before")
+    config = ReliableTopicConfig(capacity=2, read_batch_size=2)
+    topic = client.get_reliable_topic("window", config)
+    topic.publish_all(range(4))  # 0 and 1 trimmed
+    ring = topic.ringbuffer
 
-    sequences = topic.publish_all(range(100))
-
-    assert sequences == list(range(1, 101))
-    messages = topic.ringbuffer.read_many(1, 100)
-    assert [m.message for m in messages] == list(range(100))
+    with pytest.raises(StaleSequenceException):
+        ring.read_one(1)
+    with pytest.raises(StaleSequenceException):
+        ring.read_many(0, 2)
+    with pytest.raises(ValueError, match="not published"):
+        ring.read_one(4)
+    with pytest.raises(ValueError, match="beyond the tail"):
+        ring.read_many(5, 1)
+    assert [m.message for m in ring.read_many(2, 10)] == [2, 3]
+    assert topic.name == "window"
 
 
 @pytest.mark.parametrize("policy", OVERWRITING)
@@ -147,7 +199,10 @@ def test_without_retention_every_policy_overwrites_the_oldest(
     assert [m.message for m in topic.ringbuffer.read_many(2, 10)] == [2, 3, 4]
 
 
-def _full_topic(client: ReliableTopicClient, policy: str, ttl: float = 60) -> Any:
+def _full_topic(
+    client: ReliableTopicClient, policy: str, ttl: float = 60, size: int = 3
+) -> Any:
+    """A retaining ring of capacity 3 holding ``size`` messages (0, 1, ...)."""
     config = ReliableTopicConfig(
         capacity=3,
         read_batch_size=1,
@@ -155,8 +210,8 @@ def _full_topic(client: ReliableTopicClient, policy: str, ttl: float = 60) -> An
         overload_policy=TopicOverloadPolicy(policy),
     )
     topic = client.get_reliable_topic(f"full-{policy.lower()}", config)
-    assert topic.publish_all([0, 1, 2]) == [0, 1, 2]
-    assert topic.ringbuffer.remaining_capacity() == 0
+    assert topic.publish_all(list(range(size))) == list(range(size))
+    assert topic.ringbuffer.remaining_capacity() == 3 - size
     return topic
 
 
