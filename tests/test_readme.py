@@ -46,7 +46,7 @@ def test_the_readme_asyncio_example_runs(monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setattr(
         redis.asyncio.Redis,
         "from_url",
-        staticmethod(lambda url: fakeredis.FakeAsyncRedis(server=server)),
+        staticmethod(lambda url, **_: fakeredis.FakeAsyncRedis(server=server)),
     )
     namespace: dict[str, Any] = {}
     exec(compile(example, str(README), "exec"), namespace)
