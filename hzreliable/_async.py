@@ -17,8 +17,8 @@ from redis.exceptions import NoScriptError
 from ._client import (
     JOIN_TIMEOUT,
     URL_OPTIONS,
-    binary_twin,
     block_ms,
+    private_twin,
     resolve_url,
     socket_timeout_of,
 )
@@ -102,7 +102,7 @@ class ReliableTopicClient:
         if redis is None:
             redis = Redis.from_url(resolve_url(url), **URL_OPTIONS)
             self._owned.append(redis)
-        twin = binary_twin(redis)
+        twin = private_twin(redis)
         if twin is not None:
             self._owned.append(twin)
         self._redis: Redis | RedisCluster = twin or redis

@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from redis import Redis
+from redis.backoff import NoBackoff
 from redis.cluster import RedisCluster
 from redis.exceptions import NoScriptError
 
@@ -81,14 +82,25 @@ def block_ms(socket_timeout: float | None) -> int:
     return max(1, int(wait * 1000))
 
 
-def binary_twin(client: Any) -> Any:
-    """A client on the same server that returns bytes, for callers whose
-    client decodes responses: payloads may be any bytes. Works for the
-    threaded and the asyncio redis-py clients alike; None if not needed."""
+def private_twin(client: Any) -> Any:
+    """
+    A client of hzreliable's own on the same server as ``client``, or None
+    when ``client`` itself will do. Works for the threaded and the asyncio
+    redis-py clients alike.
+
+    Two settings of a caller's client would break hzreliable's promises, so
+    hzreliable then talks to Redis on a pool of its own with the same
+    options otherwise: ``decode_responses`` (payloads may be any bytes) and
+    redis-py's own command retries (its default ``Retry`` sleeps and
+    reconnects inside a command, where a listener being removed or a client
+    shutting down cannot interrupt it; hzreliable retries by itself, with
+    deduplicated publishes and a backoff that a stop cuts short).
+    """
     if is_cluster(client):
         # Limitation: a cluster client's options are spread over its nodes
-        # and differ between redis-py versions, so no twin is built for it;
-        # a decoding cluster client is refused instead.
+        # and differ between redis-py versions, so no twin is built for it:
+        # a decoding cluster client is refused, and a cluster client's own
+        # retries stay (a stop may then wait for them).
         if client.get_encoder().decode_responses:
             raise ValueError(
                 "hzreliable needs a RedisCluster made with decode_responses=False "
@@ -96,9 +108,17 @@ def binary_twin(client: Any) -> Any:
             )
         return None
     pool = client.connection_pool
-    if not pool.connection_kwargs.get("decode_responses"):
+    kwargs = dict(pool.connection_kwargs)
+    retry = kwargs.get("retry")
+    retries = retry is not None and retry.get_retries() > 0
+    # Test doubles such as fakeredis never lose a connection: only redis-py's
+    # own connection classes need their retries turned off.
+    own_class = getattr(pool, "connection_class", type).__module__.startswith("redis.")
+    if not kwargs.get("decode_responses") and not (retries and own_class):
         return None
-    kwargs = {**pool.connection_kwargs, "decode_responses": False}
+    kwargs["decode_responses"] = False
+    if retry is not None:
+        kwargs["retry"] = type(retry)(NoBackoff(), 0)
     args: tuple[Any, ...] = ()
     if hasattr(pool, "sentinel_manager"):
         # A Sentinel pool finds its server through the sentinels; the twin
@@ -136,7 +156,7 @@ class ReliableTopicClient:
         if redis is None:
             redis = _open(resolve_url(url))
             self._owned.append(redis)
-        twin = binary_twin(redis)
+        twin = private_twin(redis)
         if twin is not None:
             self._owned.append(twin)
         self._redis: Redis | RedisCluster = twin or redis

@@ -69,10 +69,16 @@ def async_twin(client: redis.Redis) -> Any:
 class AsyncClientFacade:
     """Looks like hzreliable.ReliableTopicClient; is the asyncio client."""
 
-    def __init__(self, runner: LoopThread, backend: redis.Redis, **kwargs: Any):
+    def __init__(
+        self, runner: LoopThread, backend: redis.Redis | None, **kwargs: Any
+    ) -> None:
+        """The asyncio client on ``backend``'s server, or (with no backend)
+        the one it opens itself from ``url=``."""
         self._runner = runner
 
         async def make() -> hz_async.ReliableTopicClient:
+            if backend is None:
+                return hz_async.ReliableTopicClient(**kwargs)
             return hz_async.ReliableTopicClient(async_twin(backend), **kwargs)
 
         self.inner = runner.run(make())

@@ -405,3 +405,28 @@ def test_bad_publish_timeout_is_refused(client: ReliableTopicClient) -> None:
         topic.publish("x", timeout=-1)
 
     assert topic.ringbuffer.size() == 0
+
+
+def test_a_late_copy_of_an_earlier_publish_is_not_stored(
+    backend: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A publish resent on a new connection can overtake the first copy, which
+    # then reaches Redis after the publisher's next call: the counter of the
+    # late copy is below the last one stored, and it must store nothing.
+    client = ReliableTopicClient(backend)
+    topic = client.get_reliable_topic("late")
+    tokens = iter([("p", 1), ("p", 2), ("p", 1), ("p", 2), ("p", 3)])
+    monkeypatch.setattr(client, "_publisher_token", lambda: next(tokens))
+
+    assert topic.publish("first") == 0
+    assert topic.publish("second") == 1
+    topic.publish("first")  # the late copy of call 1
+    topic.publish("second")  # a resend of call 2
+    assert topic.publish("third") == 2
+
+    assert [m.message for m in topic.ringbuffer.read_many(0, 10)] == [
+        "first",
+        "second",
+        "third",
+    ]
+    client.shutdown()

@@ -13,7 +13,8 @@
 -- ARGV[7..] codec tag and payload, one pair per message
 --
 -- Returns one of
---   {0, first_sequence, count}  stored (or already stored by this very call)
+--   {0, first_sequence, count}  stored (or already stored by this very call;
+--                               for an older call, its successor's)
 --   {1}                         discarded (DISCARD_NEWEST)
 --   {2, wait_us}                full under BLOCK: retry after wait_us
 --   {3}                         full under ERROR
@@ -34,10 +35,13 @@ local field = 'p:' .. publisher
 
 local meta = redis.call('HMGET', meta_key, 'cap', 'ttl', field)
 
--- A resent call (its reply was lost) must not store its messages twice.
+-- A resent call (its reply was lost) must not store its messages twice. A
+-- publisher's calls are sequential and its counter only grows, so a counter
+-- at or below the last one stored is a copy arriving late: from a connection
+-- given up on, even after the publisher's next call. Its reply goes nowhere.
 if meta[3] then
   local c, first, n = string.match(meta[3], '^(%S+) (%S+) (%S+)$')
-  if c == counter then
+  if tonumber(counter) <= tonumber(c) then
     return {0, tonumber(first), tonumber(n)}
   end
 end
