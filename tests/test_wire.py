@@ -12,7 +12,9 @@ import fakeredis
 import pytest
 import redis
 import redis.asyncio
+from redis.backoff import NoBackoff
 from redis.exceptions import ResponseError
+from redis.retry import Retry
 
 from hzreliable import ReliableTopicClient
 from hzreliable._wire import AsyncWire, Wire, pack
@@ -72,8 +74,11 @@ def test_an_error_reply_keeps_the_connection_and_a_failure_drops_it(
 def test_shutdown_hands_the_wire_s_connections_back(
     redis_server: RedisServer,
 ) -> None:
-    r = redis_server.client()
+    # Without command retries of its own, the caller's client is used as it
+    # is (see test_a_retrying_client_gets_a_private_pool_closed_on_shutdown).
+    r = redis_server.client(retry=Retry(NoBackoff(), 0))
     client = ReliableTopicClient(r)
+    assert client.redis is r
     client.get_reliable_topic("handed-back").publish("x")
     in_use = len(r.connection_pool._in_use_connections)
     assert in_use >= 1
@@ -103,3 +108,28 @@ def test_the_async_wire_survives_a_cancelled_call(redis_server: RedisServer) -> 
         await r.aclose()
 
     asyncio.run(scenario())
+
+
+@pytest.mark.redis
+def test_a_retrying_client_gets_a_private_pool_closed_on_shutdown(
+    redis_server: RedisServer,
+) -> None:
+    r = redis_server.client(socket_timeout=3)  # redis-py's default retries
+    client = ReliableTopicClient(r)
+    private = client.redis
+    assert isinstance(private, redis.Redis)
+    assert private is not r
+    kwargs = private.connection_pool.connection_kwargs
+    assert kwargs["retry"].get_retries() == 0
+    assert kwargs["socket_timeout"] == 3  # the caller's options otherwise
+    client.get_reliable_topic("private").publish("x")
+    assert private.connection_pool._in_use_connections
+
+    client.shutdown()
+
+    pool = private.connection_pool
+    assert not pool._in_use_connections
+    assert all(c._sock is None for c in pool._available_connections)
+    assert r.connection_pool.connection_kwargs["retry"].get_retries() > 0
+    assert r.ping()
+    r.close()
