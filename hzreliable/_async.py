@@ -30,8 +30,8 @@ from ._core import (
     TopicCore,
     check_read_range,
     decode_all,
+    is_terminal_verdict,
     log_listener_end,
-    log_listener_error,
     not_published,
     remaining_capacity,
     start_cursor,
@@ -52,13 +52,11 @@ from ._protocol import (
     check_batch,
     check_replication,
     check_topic_name,
-    decode_entry,
     entry_id,
     new_epoch,
     read_publish_reply,
     ring_settings,
     same_settings,
-    sequence_of,
 )
 from ._reading import Batch, ReadCache, batch_of
 from ._retry import RETRYABLE, Backoff
@@ -382,9 +380,7 @@ class ReliableTopic(TopicCore["_Runner"]):
             if problem is not None:
                 raise problem
             for entry in entries:
-                message = decode_entry(self._name, self._client._codec, entry)
-                cursor.next = sequence_of(entry[0]) + 1
-                cursor.last = entry
+                message = cursor.take(self._client._codec, entry)
                 if isinstance(message, MessageDecodeError):
                     raise message
                 yield message
@@ -527,38 +523,30 @@ class _Runner:
     async def _deliver(self, entries: list[Any]) -> BaseException | None:
         topic = self.topic
         listener = self.listener
+        codec = topic._client._codec
         for entry in entries:
             if self.stopping:
                 return None
-            message = decode_entry(topic.name, topic._client._codec, entry)
-            sequence = sequence_of(entry[0])
-            self.cursor.next = sequence + 1
-            self.cursor.last = entry
+            message = self.cursor.take(codec, entry)
+            sequence = self.cursor.next - 1
             try:
                 if isinstance(message, MessageDecodeError):
                     raise message
                 await _call(listener.store_sequence, sequence)
                 await _call(listener.on_message, message)
             except Exception as error:  # noqa: BLE001 - the listener decides
-                if await self._is_terminal(error):
+                verdict: object
+                try:
+                    verdict = await _call(listener.is_terminal, error)
+                except Exception as raised:  # noqa: BLE001 - counts as terminal
+                    verdict = raised
+                if is_terminal_verdict(
+                    topic.name, self.registration_id, error, sequence, verdict
+                ):
                     return error
             if topic._stats_enabled:
                 self.cursor.delivered += 1
         return None
-
-    async def _is_terminal(self, error: Exception) -> bool:
-        try:
-            terminal = bool(await _call(self.listener.is_terminal, error))
-        except Exception:
-            logger.exception(
-                "topic %r: is_terminal raised; ending the listener", self.topic.name
-            )
-            return True
-        if not terminal:
-            log_listener_error(
-                self.topic.name, self.registration_id, error, self.cursor.next - 1
-            )
-        return terminal
 
     async def finish(self) -> None:
         self.topic._runner_ended(self)

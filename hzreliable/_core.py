@@ -231,9 +231,30 @@ def start_cursor(
     return cursor, cursor.start(requested, state)
 
 
-def log_listener_error(
-    name: str, registration_id: str, error: BaseException, sequence: int
-) -> None:
+def is_terminal_verdict(
+    name: str,
+    registration_id: str,
+    error: BaseException,
+    sequence: int,
+    verdict: object,
+) -> bool:
+    """
+    Whether a listener's error ends it. ``verdict`` is what its
+    ``is_terminal(error)`` returned, or the exception it raised instead,
+    which counts as terminal: a listener that cannot judge its own errors
+    is not safe to go on with.
+    """
+    if isinstance(verdict, Exception):
+        logger.warning(
+            "topic %r: listener %s: is_terminal raised %r; ending the listener",
+            name,
+            registration_id,
+            verdict,
+            exc_info=verdict,
+        )
+        return True
+    if verdict:
+        return True
     logger.warning(
         "topic %r: listener %s raised %r at sequence %d; continuing",
         name,
@@ -241,6 +262,7 @@ def log_listener_error(
         error,
         sequence,
     )
+    return False
 
 
 def log_listener_end(

@@ -270,6 +270,17 @@ class Cursor:
         # whatever its sequence: nothing of the new topic was seen yet.
         self._rebase = False
 
+    def take(
+        self, codec: Codec, entry: tuple[bytes, dict[bytes, bytes]]
+    ) -> TopicMessage[Any] | MessageDecodeError:
+        """Move past ``entry`` and return its message, or the decoding error
+        for the listener's ``is_terminal``: either way the entry is behind
+        the listener, so a bad entry never holds up the ones after it."""
+        message = decode_entry(self.name, codec, entry)
+        self.next = sequence_of(entry[0]) + 1
+        self.last = entry
+        return message
+
     def start(self, requested: int, state: RingState) -> StaleSequenceException | None:
         """Fix the start position; an error means the listener must end."""
         if requested == FROM_OLDEST:

@@ -7,10 +7,10 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 from ._cluster import queue_read
-from ._core import log_listener_end, log_listener_error
+from ._core import is_terminal_verdict, log_listener_end
 from ._errors import MessageDecodeError
 from ._listener import ReliableMessageListener
-from ._protocol import Cursor, RingState, as_text, decode_entry, sequence_of
+from ._protocol import Cursor, RingState, as_text
 from ._reading import Batch, Flight, ReadCache, batch_of
 from ._retry import RETRYABLE, Backoff
 
@@ -81,14 +81,13 @@ class ListenerRunner(threading.Thread):
     def _deliver(self, entries: list[Any]) -> BaseException | None:
         topic = self.topic
         listener = self.listener
+        codec = topic._client._codec
         debug = logger.isEnabledFor(logging.DEBUG)
         for entry in entries:
             if self.stopping.is_set():
                 return None
-            message = decode_entry(topic.name, topic._client._codec, entry)
-            sequence = sequence_of(entry[0])
-            self.cursor.next = sequence + 1
-            self.cursor.last = entry
+            message = self.cursor.take(codec, entry)
+            sequence = self.cursor.next - 1
             if debug:
                 logger.debug("topic %r: delivering %d", topic.name, sequence)
             try:
@@ -97,25 +96,18 @@ class ListenerRunner(threading.Thread):
                 listener.store_sequence(sequence)
                 listener.on_message(message)
             except Exception as error:  # noqa: BLE001 - the listener decides
-                if self._is_terminal(error):
+                verdict: object
+                try:
+                    verdict = listener.is_terminal(error)
+                except Exception as raised:  # noqa: BLE001 - counts as terminal
+                    verdict = raised
+                if is_terminal_verdict(
+                    topic.name, self.registration_id, error, sequence, verdict
+                ):
                     return error
             if topic._stats_enabled:
                 self.cursor.delivered += 1
         return None
-
-    def _is_terminal(self, error: Exception) -> bool:
-        try:
-            terminal = bool(self.listener.is_terminal(error))
-        except Exception:
-            logger.exception(
-                "topic %r: is_terminal raised; ending the listener", self.topic.name
-            )
-            return True
-        if not terminal:
-            log_listener_error(
-                self.topic.name, self.registration_id, error, self.cursor.next - 1
-            )
-        return terminal
 
     def finish(self) -> None:
         self.topic._runner_ended(self)

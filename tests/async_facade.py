@@ -61,6 +61,7 @@ def async_twin(client: redis.Redis) -> Any:
     return redis.asyncio.Redis(
         host=kwargs["host"],
         port=kwargs["port"],
+        db=kwargs.get("db", 0),
         socket_timeout=kwargs.get("socket_timeout"),
         decode_responses=kwargs.get("decode_responses", False),
     )

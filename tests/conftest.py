@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import time
 from collections.abc import Callable, Iterator
@@ -14,7 +15,12 @@ import redis
 from hzreliable import ReliableTopicClient
 
 from .async_facade import AsyncClientFacade, LoopThread
-from .servers import RedisServer, redis_server_required
+from .servers import (
+    EXTERNAL_URL_VARIABLE,
+    ExternalServer,
+    RedisServer,
+    redis_server_required,
+)
 
 
 def eventually(
@@ -40,7 +46,12 @@ def _need_redis_server() -> None:
 
 @pytest.fixture(scope="session")
 def redis_server() -> Iterator[RedisServer]:
-    """One real server for the session; tests flush it before use."""
+    """One real server for the session; tests flush it before use. With
+    HZRELIABLE_TEST_REDIS_URL set, the Redis it names instead."""
+    external = os.environ.get(EXTERNAL_URL_VARIABLE)
+    if external:
+        yield ExternalServer(external)
+        return
     _need_redis_server()
     server = RedisServer().start()
     yield server
@@ -64,7 +75,7 @@ def backend(request: pytest.FixtureRequest) -> Iterator[redis.Redis]:
     else:
         server = request.getfixturevalue("redis_server")
         client = server.client()
-        client.flushall()
+        client.flushdb()
     yield client
     client.close()
 

@@ -9,6 +9,7 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import redis
 
@@ -43,6 +44,7 @@ class RedisServer:
         if config is not None:
             (self.dir / "redis.conf").write_text(config)
             self.config = [str(self.dir / "redis.conf")]
+        self.host = "127.0.0.1"
         self.process: subprocess.Popen[bytes] | None = None
         self.tls = tls
         if tls:
@@ -140,6 +142,45 @@ class RedisServer:
     def cleanup(self) -> None:
         self.kill()
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+EXTERNAL_URL_VARIABLE = "HZRELIABLE_TEST_REDIS_URL"
+"""Names a Redis for the behaviour tests to use instead of starting one."""
+
+
+class ExternalServer(RedisServer):
+    """
+    A Redis the suite did not start (docker-compose's ``redis`` service, say),
+    used in place of the session's own server by every behaviour test. The
+    tests empty the URL's database (FLUSHDB) as they go: give them one of
+    their own. Fault tests still start, kill and restart servers of their own.
+    """
+
+    def __init__(self, url: str) -> None:  # no binary, process or directory
+        self._url = url
+        parts = urlsplit(url)
+        self.host = parts.hostname or "localhost"
+        self.port = parts.port or 6379
+        self.tls = False
+        self.process = None
+
+    @property
+    def url(self) -> str:
+        return self._url
+
+    def start(self) -> RedisServer:
+        raise RuntimeError(f"{self._url} is not the suite's to start")
+
+    def kill(self) -> None:
+        raise RuntimeError(f"{self._url} is not the suite's to kill")
+
+    stop = kill
+
+    def client(self, **kwargs: object) -> redis.Redis:
+        return redis.Redis.from_url(self._url, **kwargs)
+
+    def cleanup(self) -> None:
+        pass
 
 
 def redis_server_required() -> bool:

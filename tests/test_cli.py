@@ -143,7 +143,7 @@ def running() -> Iterator[list[Running]]:
 @pytest.fixture
 def url(redis_server: RedisServer) -> str:
     """The session server, emptied for this test."""
-    redis_server.client().flushall()
+    redis_server.client().flushdb()
     return redis_server.url
 
 

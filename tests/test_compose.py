@@ -204,7 +204,9 @@ def test_what_each_service_runs(parsers: list[list[str]]) -> None:
         assert profiles_of(test) == ["test"]
         assert "image: python:3.11\n" in test
         assert "REDIS_URL: redis://redis:6379/0\n" in test
-        assert "HZR_REDIS_URL" not in test
+        # The behaviour tests use the compose Redis, in a database of theirs.
+        assert "HZRELIABLE_TEST_REDIS_URL: redis://redis:6379/15\n" in test
+        assert 'CI: "true"\n' in test
         assert "pip install" in test
         assert ".[dev]" in test
         assert "exec pytest" in test

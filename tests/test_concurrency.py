@@ -60,7 +60,7 @@ def _publish_from_process(url: str, p: int) -> None:
 def test_processes_publishing_under_block_keep_order_and_capacity(
     redis_server: Any,
 ) -> None:
-    redis_server.client().flushall()
+    redis_server.client().flushdb()
     config = ReliableTopicConfig(capacity=20, time_to_live=0.05, read_batch_size=20)
     with ReliableTopicClient.from_url(redis_server.url) as client:
         topic = client.get_reliable_topic("procs", config)

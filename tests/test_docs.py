@@ -248,10 +248,13 @@ def test_the_acl_rule_is_the_readmes() -> None:
 
 
 def test_the_benchmark_figures_are_the_readmes() -> None:
-    figures = re.compile(r"\b\d\.\d\d\b")
+    figures = re.compile(r"(?<![\d.])\d\.\d\d(?![\d.])")  # not versions
     performance = (DOCS / "performance.rst").read_text(encoding="utf-8")
 
-    assert figures.findall(performance) == figures.findall(readme_section("Benchmark"))
+    # The README quotes the first column of the page's ratio table.
+    quoted = figures.findall(readme_section("Benchmark"))
+    assert quoted
+    assert figures.findall(performance)[: 3 * len(quoted) : 3] == quoted
 
 
 def test_docs_build(tmp_path: Path) -> None:

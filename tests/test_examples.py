@@ -51,7 +51,7 @@ def run(server: Any, *args: str) -> str:
 def test_spec_example_runs(
     redis_server: Any, example: str, expected: list[str]
 ) -> None:
-    redis_server.client().flushall()
+    redis_server.client().flushdb()
 
     out = run(redis_server, str(SPEC / example))
 
@@ -63,7 +63,7 @@ def test_spec_example_runs(
 def test_resumable_subscription_example_resumes(
     redis_server: Any, tmp_path: Path
 ) -> None:
-    redis_server.client().flushall()
+    redis_server.client().flushdb()
     state = str(tmp_path / "state.json")
 
     first = run(redis_server, str(SPEC / "resumable_subscription.py"), state, "one")

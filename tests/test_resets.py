@@ -23,7 +23,7 @@ def _listening(make_client: Any, tolerant: bool) -> tuple[Any, Recorder, str]:
     return topic, recorder, registration
 
 
-@pytest.mark.parametrize("how", ["flushall", "destroy"])
+@pytest.mark.parametrize("how", ["flushdb", "destroy"])
 def test_a_tolerant_listener_follows_a_reset_from_the_new_head(
     make_client: Any,
     backend: redis.Redis,
@@ -33,8 +33,8 @@ def test_a_tolerant_listener_follows_a_reset_from_the_new_head(
     topic, recorder, registration = _listening(make_client, tolerant=True)
     other = make_client().get_reliable_topic("reborn")
 
-    if how == "flushall":
-        backend.flushall()
+    if how == "flushdb":
+        backend.flushdb()
     else:
         other.destroy()
     publisher = make_client().get_reliable_topic("reborn")
@@ -52,7 +52,7 @@ def test_a_reset_that_outgrows_the_old_position_is_still_noticed(
 ) -> None:
     _, recorder, _ = _listening(make_client, tolerant=True)
 
-    backend.flushall()
+    backend.flushdb()
     publisher = make_client().get_reliable_topic("reborn")
     publisher.publish_all([f"new-{i}" for i in range(10)])
 
@@ -65,7 +65,7 @@ def test_a_strict_listener_ends_on_a_reset(
 ) -> None:
     topic, recorder, registration = _listening(make_client, tolerant=False)
 
-    backend.flushall()
+    backend.flushdb()
     make_client().get_reliable_topic("reborn").publish("new")
 
     eventually(lambda: recorder.cancelled == 1)
@@ -78,7 +78,7 @@ def test_a_reset_with_nothing_published_yet_is_noticed_while_idle(
 ) -> None:
     topic, recorder, registration = _listening(make_client, tolerant=False)
 
-    backend.flushall()
+    backend.flushdb()
 
     eventually(lambda: recorder.cancelled == 1)
     assert isinstance(topic.listener_error(registration), TopicResetException)
@@ -125,7 +125,7 @@ def test_a_listener_added_after_a_reset_is_not_served_the_old_topic(
 ) -> None:
     topic, _, _ = _listening(make_client, tolerant=True)  # fills the cache
 
-    backend.flushall()
+    backend.flushdb()
     make_client().get_reliable_topic("reborn").publish_all(["new-0", "new-1"])
     late = Recorder(FROM_OLDEST)
     registration = topic.add_listener(late)

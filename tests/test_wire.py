@@ -38,7 +38,7 @@ def test_fakeredis_and_cluster_clients_keep_redis_py_s_path() -> None:
 @pytest.mark.redis
 def test_a_real_client_publishes_on_the_wire(redis_server: RedisServer) -> None:
     r = redis_server.client()
-    r.flushall()
+    r.flushdb()
     with ReliableTopicClient(r) as client:
         assert client._wire is not None
         topic = client.get_reliable_topic("wired")
@@ -92,7 +92,7 @@ def test_shutdown_hands_the_wire_s_connections_back(
 @pytest.mark.redis
 def test_the_async_wire_survives_a_cancelled_call(redis_server: RedisServer) -> None:
     async def scenario() -> None:
-        r = redis.asyncio.Redis(host="127.0.0.1", port=redis_server.port)
+        r = redis.asyncio.Redis.from_url(redis_server.url)
         wire = AsyncWire.of(r)
         assert wire is not None
         blocked = asyncio.ensure_future(wire.call(pack(["BLPOP", "never-filled", 10])))
@@ -114,7 +114,8 @@ def test_the_async_wire_survives_a_cancelled_call(redis_server: RedisServer) -> 
 def test_a_retrying_client_gets_a_private_pool_closed_on_shutdown(
     redis_server: RedisServer,
 ) -> None:
-    r = redis_server.client(socket_timeout=3)  # redis-py's default retries
+    # A client as users make one, with redis-py's default retries.
+    r = redis.Redis(host=redis_server.host, port=redis_server.port, socket_timeout=3)
     client = ReliableTopicClient(r)
     private = client.redis
     assert isinstance(private, redis.Redis)
