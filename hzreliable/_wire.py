@@ -13,6 +13,11 @@ ordinary command path, which gives the same replies.
 A connection that fails mid-command is dropped, as redis-py drops it (a
 reply may still be on its way), and the error propagates to hzreliable's own
 retries; an error reply (``ResponseError``) leaves the connection usable.
+A kept connection that the server closed while it sat idle (a restart,
+``CLIENT KILL``, an idle timeout) is what a pool would have noticed before
+handing it out: the command goes once more on a new connection. Every
+command hzreliable sends this way is safe to repeat: its scripts only read,
+create what is missing, or store a publish at most once.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import os
 import threading
 from typing import Any
 
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 
 __all__ = ["AsyncWire", "Wire", "pack"]
@@ -72,7 +78,15 @@ class Wire:
 
     def call(self, command: bytes) -> Any:
         """Send one packed command and return its raw reply."""
-        connection = self._take()
+        connection, kept = self._take()
+        try:
+            return self._exchange(connection, command)
+        except RedisConnectionError:
+            if not kept:
+                raise
+        return self._exchange(self._pool.get_connection(), command)
+
+    def _exchange(self, connection: Any, command: bytes) -> Any:
         try:
             connection.send_packed_command([command], check_health=False)
             reply = connection.read_response()
@@ -94,15 +108,16 @@ class Wire:
             for connection in idle:
                 self._pool.release(connection)
 
-    def _take(self) -> Any:
+    def _take(self) -> tuple[Any, bool]:
+        """A connection, and whether it is one kept from an earlier call."""
         with self._lock:
             if self._pid != os.getpid():
                 # A forked child must not share its parent's sockets; the
                 # pool resets itself in the child the same way.
                 self._idle, self._pid = [], os.getpid()
             if self._idle:
-                return self._idle.pop()
-        return self._pool.get_connection()
+                return self._idle.pop(), True
+        return self._pool.get_connection(), False
 
     def _give(self, connection: Any) -> None:
         with self._lock:
@@ -129,8 +144,15 @@ class AsyncWire:
     async def call(self, command: bytes) -> Any:
         """Send one packed command and return its raw reply."""
         connection = self._idle.pop() if self._idle else None
-        if connection is None:
-            connection = await self._pool.get_connection()
+        if connection is not None:
+            try:
+                return await self._exchange(connection, command)
+            except RedisConnectionError:
+                pass  # closed while kept: once more on a new connection
+        connection = await self._pool.get_connection()
+        return await self._exchange(connection, command)
+
+    async def _exchange(self, connection: Any, command: bytes) -> Any:
         try:
             await connection.send_packed_command([command], check_health=False)
             reply = await connection.read_response()

@@ -103,6 +103,37 @@ def test_a_killed_connection_loses_and_repeats_nothing(
     client.shutdown()
 
 
+@pytest.mark.parametrize("made", ["from_url", "redis.Redis"])
+def test_every_call_works_after_the_server_closed_idle_connections(
+    fresh_server: RedisServer, made: str, connect: Callable[..., Any]
+) -> None:
+    client = connect(fresh_server, made)
+    topic = client.get_reliable_topic("idle")
+    topic.publish("before")
+    admin = fresh_server.client()
+    calls = {
+        "get_reliable_topic": lambda: client.get_reliable_topic("other").name,
+        "size": topic.ringbuffer.size,
+        "read_many": lambda: [m.message for m in topic.ringbuffer.read_many(0, 5)],
+        "add_listener": lambda: bool(topic.add_listener(Recorder())),
+        "stats": lambda: topic.get_local_topic_stats().publish_operation_count,
+        "publish": lambda: topic.publish("after"),
+    }
+    results = {}
+    for name, call in calls.items():
+        admin.client_kill_filter(_type="normal", skipme=True)
+        results[name] = call()
+
+    assert results == {
+        "get_reliable_topic": "other",
+        "size": 1,
+        "read_many": ["before"],
+        "add_listener": True,
+        "stats": 1,
+        "publish": 1,
+    }
+
+
 def test_a_crash_and_restart_with_aof_loses_and_repeats_nothing(
     aof_server: RedisServer,
     caplog: pytest.LogCaptureFixture,
