@@ -10,6 +10,7 @@ from ._client import DEFAULT_URL, HazelcastClient, ReliableTopicClient
 from ._codec import Codec, JsonCodec, PickleCodec
 from ._config import ReliableTopicConfig, TopicOverloadPolicy
 from ._errors import (
+    ForeignEntryError,
     HzReliableError,
     MessageDecodeError,
     ReplicationAckError,
@@ -33,6 +34,7 @@ __all__ = [
     "FROM_LATEST",
     "FROM_OLDEST",
     "Codec",
+    "ForeignEntryError",
     "HazelcastClient",
     "HzReliableError",
     "JsonCodec",

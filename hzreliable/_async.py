@@ -12,7 +12,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
-from redis.exceptions import NoScriptError
+from redis.exceptions import NoScriptError, ResponseError
 
 from ._client import (
     JOIN_TIMEOUT,
@@ -53,6 +53,7 @@ from ._protocol import (
     check_replication,
     check_topic_name,
     entry_id,
+    foreign_entry,
     new_epoch,
     read_publish_reply,
     ring_settings,
@@ -281,7 +282,7 @@ class ReliableTopic(TopicCore["_Runner"]):
         backoff = None
         while True:
             try:
-                reply = await client._script(PUBLISH, self._keys.all, args)
+                reply = await self._script(PUBLISH, args)
             except RETRYABLE as error:
                 backoff = backoff or Backoff(f"topic {self._name!r}: publish")
                 if backoff.failures >= PUBLISH_RETRIES:
@@ -400,10 +401,21 @@ class ReliableTopic(TopicCore["_Runner"]):
         return self._stats(dict(runners), tail)
 
     async def _state(self) -> list[Any]:
-        reply: list[Any] = await self._client._script(
-            STATE, [self._keys.stream, self._keys.meta], []
-        )
+        reply: list[Any] = await self._script(STATE, [])
         return reply
+
+    async def _script(self, script: LuaScript, args: list[Any]) -> Any:
+        """Run a script on this topic's keys; an error caused by an entry
+        another tool wrote is reported as such."""
+        client = self._client
+        try:
+            return await client._script(script, self._keys.all, args)
+        except ResponseError as error:
+            newest = await client._redis.xrevrange(self._keys.stream, count=1)
+            problem = foreign_entry(self._name, newest)
+            if problem is None:
+                raise
+            raise problem from error
 
 
 class AsyncRingbufferView:

@@ -109,5 +109,23 @@ class MessageDecodeError(HzReliableError, ValueError):
         self.sequence = sequence
 
 
+class ForeignEntryError(HzReliableError):
+    """The topic's stream holds an entry whose ID is not of the form
+    ``0-N`` (added by another tool with ``XADD *``, say). No sequence can be
+    read from it, and Redis refuses every publish after it, so the topic is
+    unusable until the entry is deleted (``XDEL``) and the stream's last ID
+    set back to the newest ``0-N`` (``XSETID``), or the topic destroyed."""
+
+    def __init__(self, entry_id: str, topic: str | None = None) -> None:
+        where = f"topic {topic!r}: " if topic is not None else ""
+        super().__init__(
+            f"{where}stream entry {entry_id} was not written by hzreliable "
+            "(IDs must be 0-N, N the sequence + 1); XDEL it and XSETID the "
+            "stream back to its newest 0-N ID, or destroy() the topic"
+        )
+        self.entry_id = entry_id
+        self.topic = topic
+
+
 TopicOverloadError = TopicOverloadException
 StaleSequenceError = StaleSequenceException

@@ -15,6 +15,7 @@ from typing import Any
 from ._codec import Codec
 from ._config import ReliableTopicConfig
 from ._errors import (
+    ForeignEntryError,
     MessageDecodeError,
     ReplicationAckError,
     StaleSequenceException,
@@ -74,12 +75,29 @@ def entry_id(sequence: int) -> bytes:
     return b"0-%d" % (sequence + 1)
 
 
-def sequence_of(entry_id: bytes) -> int:
-    # Limitation: an entry another tool added with an ID not of the form
-    # 0-N (say XADD *) ends the listeners that reach it with a ValueError,
-    # and the stream's last ID then refuses every later XADD 0-*. Keeping
-    # the sequence in a field instead of the ID would tolerate such entries.
-    return int(entry_id[2:]) - 1
+def sequence_of(entry_id: bytes, topic: str | None = None) -> int:
+    # Limitation: an entry another tool added with an ID not of the form 0-N
+    # (say XADD *) makes the topic unusable (ForeignEntryError) until it is
+    # deleted: the stream's last ID then refuses every later XADD 0-*.
+    # Keeping the sequence in a field instead of the ID would tolerate such
+    # entries, at the cost of a field per message and a slower read.
+    if entry_id.startswith(b"0-"):
+        try:
+            return int(entry_id[2:]) - 1
+        except ValueError:
+            pass
+    raise ForeignEntryError(as_text(entry_id) or "", topic)
+
+
+def foreign_entry(name: str, newest: Any) -> ForeignEntryError | None:
+    """The error to raise for a script that failed on topic ``name`` if
+    ``newest`` (XREVRANGE of its stream, COUNT 1) shows a foreign entry."""
+    if newest:
+        try:
+            sequence_of(newest[0][0], name)
+        except ForeignEntryError as error:
+            return error
+    return None
 
 
 def as_text(value: Any) -> str | None:
@@ -232,7 +250,7 @@ def decode_entry(
 ) -> TopicMessage[Any] | MessageDecodeError:
     """Decode one XREAD/XRANGE entry; a bad entry becomes an error value so
     that the caller can route it through is_terminal."""
-    sequence = sequence_of(entry[0])
+    sequence = sequence_of(entry[0], name)
     fields = entry[1]
     try:
         payload = fields[b"d"]
@@ -277,7 +295,7 @@ class Cursor:
         for the listener's ``is_terminal``: either way the entry is behind
         the listener, so a bad entry never holds up the ones after it."""
         message = decode_entry(self.name, codec, entry)
-        self.next = sequence_of(entry[0]) + 1
+        self.next = sequence_of(entry[0], self.name) + 1
         self.last = entry
         return message
 
@@ -318,7 +336,7 @@ class Cursor:
         if problem is not None or self.resets != resets:
             # After a tolerated reset, what was read may predate it.
             return [], problem
-        problem = self.check_first(sequence_of(batch.entries[0][0]))
+        problem = self.check_first(sequence_of(batch.entries[0][0], self.name))
         if problem is not None:
             return [], problem
         return batch.entries, None

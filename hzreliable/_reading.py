@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from ._errors import ForeignEntryError
 from ._protocol import RingState, as_text, sequence_of
 
 CACHE_ENTRIES = 4096
@@ -81,7 +82,10 @@ class ReadCache:
             self._epoch = batch.epoch
             self._newest = -1
         for entry in batch.entries:
-            sequence = sequence_of(entry[0])
+            try:
+                sequence = sequence_of(entry[0])
+            except ForeignEntryError:
+                break  # the readers report it; nothing can follow it
             self._entries[sequence] = entry
             self._newest = max(self._newest, sequence)
         if len(self._entries) > 2 * self._keep:
@@ -93,7 +97,10 @@ class ReadCache:
         previous = batch.previous
         if previous is None:
             return False
-        cached = self._entries.get(sequence_of(previous[0]))
+        try:
+            cached = self._entries.get(sequence_of(previous[0]))
+        except ForeignEntryError:
+            return False  # not hzreliable's: the readers report it
         return cached is not None and cached[1] != previous[1]
 
     def clear(self) -> None:

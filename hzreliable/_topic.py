@@ -8,6 +8,8 @@ import uuid
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
+from redis.exceptions import ResponseError
+
 from ._config import ReliableTopicConfig
 from ._core import (
     PUBLISH_RETRIES,
@@ -30,11 +32,12 @@ from ._protocol import (
     check_batch,
     check_replication,
     entry_id,
+    foreign_entry,
     read_publish_reply,
 )
 from ._retry import RETRYABLE, Backoff
 from ._runner import ListenerRunner, SharedReader
-from ._scripts import PUBLISH, STATE
+from ._scripts import PUBLISH, STATE, LuaScript
 from ._stats import LocalTopicStats
 
 if TYPE_CHECKING:
@@ -108,7 +111,7 @@ class ReliableTopicProxy(TopicCore["ListenerRunner"]):
         backoff = None
         while True:
             try:
-                reply = client._script(PUBLISH, self._keys.all, args)
+                reply = self._script(PUBLISH, args)
             except RETRYABLE as error:
                 # Safe to resend: the publisher token makes the script store
                 # these messages at most once, however often it runs.
@@ -198,10 +201,21 @@ class ReliableTopicProxy(TopicCore["ListenerRunner"]):
         return self._stats(dict(runners), tail)
 
     def _state(self) -> list[Any]:
-        reply: list[Any] = self._client._script(
-            STATE, [self._keys.stream, self._keys.meta], []
-        )
+        reply: list[Any] = self._script(STATE, [])
         return reply
+
+    def _script(self, script: LuaScript, args: list[Any]) -> Any:
+        """Run a script on this topic's keys; an error caused by an entry
+        another tool wrote is reported as such."""
+        client = self._client
+        try:
+            return client._script(script, self._keys.all, args)
+        except ResponseError as error:
+            newest = client._redis.xrevrange(self._keys.stream, count=1)
+            problem = foreign_entry(self._name, newest)
+            if problem is None:
+                raise
+            raise problem from error
 
 
 class RingbufferView:

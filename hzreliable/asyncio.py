@@ -21,6 +21,7 @@ from ._async import (
 )
 from ._config import ReliableTopicConfig, TopicOverloadPolicy
 from ._errors import (
+    ForeignEntryError,
     HzReliableError,
     MessageDecodeError,
     ReplicationAckError,
@@ -38,6 +39,7 @@ __all__ = [
     "FROM_LATEST",
     "FROM_OLDEST",
     "AsyncRingbufferView",
+    "ForeignEntryError",
     "HazelcastClient",
     "HzReliableError",
     "ListenerStats",

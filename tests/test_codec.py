@@ -11,6 +11,7 @@ import redis
 
 from hzreliable import (
     FROM_OLDEST,
+    ForeignEntryError,
     MessageDecodeError,
     PickleCodec,
     ReliableTopicClient,
@@ -57,3 +58,32 @@ def test_the_pickle_codec_is_opt_in_and_round_trips(backend: redis.Redis) -> Non
         entries: Any = backend.xrange(stream)
         tags = [fields[b"c"] for _, fields in entries]
         assert tags == [b"p", b"j", b"b"]
+
+
+def test_an_entry_with_a_foreign_id_is_reported_as_such(
+    client: ReliableTopicClient, backend: redis.Redis
+) -> None:
+    # XADD * gives an ID of the form <milliseconds>-<n>, which carries no
+    # sequence and makes Redis refuse every later XADD 0-*.
+    topic = client.get_reliable_topic("foreign")
+    topic.publish("mine")
+    recorder = Recorder(FROM_OLDEST)
+    registration = topic.add_listener(recorder)
+    eventually(lambda: recorder.received == ["mine"])
+    stream = TopicKeys.of("foreign").stream
+    added = backend.xadd(stream, {"d": "theirs"})
+    foreign_id = added.decode() if isinstance(added, bytes) else added
+
+    eventually(lambda: recorder.cancelled == 1)
+    error = topic.listener_error(registration)
+    assert isinstance(error, ForeignEntryError)
+    assert f"topic 'foreign': stream entry {foreign_id}" in str(error)
+    with pytest.raises(ForeignEntryError, match=f"'foreign'.*{foreign_id}.*XDEL"):
+        topic.publish("refused")
+    with pytest.raises(ForeignEntryError, match=foreign_id):
+        topic.ringbuffer.size()
+    assert backend.xlen(stream) == 2  # nothing stored by the refused publish
+
+    topic.destroy()
+    again = client.get_reliable_topic("foreign")
+    assert again.publish("again") == 0

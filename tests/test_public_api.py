@@ -50,6 +50,7 @@ def test_errors_share_one_root() -> None:
         "TopicResetException",
         "TopicConfigConflictError",
         "MessageDecodeError",
+        "ForeignEntryError",
     ):
         assert issubclass(getattr(hzreliable, name), hzreliable.HzReliableError)
 
