@@ -227,6 +227,14 @@ def test_the_configuration_table_covers_every_field() -> None:
     assert rows == list(ReliableTopicConfig.model_fields)
 
 
+def test_the_readme_configuration_table_covers_every_field() -> None:
+    section = readme_section("The ring, retention and overload")
+    section = section.strip().split("\n\n", 1)[0]  # the first table only
+    rows = re.findall(r"^\| `(\w+)` \| ([^|]+) \|", section, flags=re.M)
+
+    assert [name for name, _ in rows] == list(ReliableTopicConfig.model_fields)
+
+
 def readme_section(title: str) -> str:
     text = README.read_text(encoding="utf-8")
     return text.split(f"\n## {title}\n", 1)[1].split("\n## ", 1)[0]

@@ -308,6 +308,27 @@ def test_a_restart_without_persistence_is_a_reset(
     client.shutdown()
 
 
+def test_a_tolerant_listener_follows_a_restart_without_persistence(
+    fresh_server: RedisServer, connect: Callable[..., Any]
+) -> None:
+    client = connect(fresh_server)
+    topic = client.get_reliable_topic("faulty")
+    recorder = Recorder(FROM_OLDEST, tolerant=True)
+    topic.add_listener(recorder)
+    _publish_range(topic, 0, 5)
+    eventually(lambda: len(recorder.messages) == 5)
+
+    fresh_server.kill()
+    fresh_server.start()
+    topic.publish("after")  # sequence 0 of the topic Redis now holds
+
+    eventually(lambda: recorder.received == [0, 1, 2, 3, 4, "after"])
+    assert recorder.sequences[-1] == 0
+    assert recorder.cancelled == 0
+    stats = topic.get_local_topic_stats()
+    assert sum(listener.reset_count for listener in stats.listeners.values()) == 1
+
+
 def test_replication_acknowledgement(fresh_server: RedisServer) -> None:
     replica = RedisServer("--replicaof", "127.0.0.1", str(fresh_server.port)).start()
     try:

@@ -316,6 +316,8 @@ def test_a_registration_id_never_issued_is_an_error(
 
     with pytest.raises(ValueError, match="never issued"):
         topic.remove_listener("not-an-id")
+    with pytest.raises(ValueError, match="never issued"):
+        topic.listener_error("not-an-id")
     with pytest.raises(TypeError, match="registration_id"):
         topic.remove_listener(42)  # type: ignore[arg-type]
 

@@ -116,6 +116,9 @@ def test_a_message_over_the_size_limit_is_refused(client: ReliableTopicClient) -
         topic.publish("x" * 200)
 
     assert topic.ringbuffer.size() == 0
+    with pytest.raises(ValueError, match="max_message_bytes"):
+        topic.publish_all(["small", "x" * 200])  # one too large: none stored
+    assert topic.ringbuffer.size() == 0
     assert topic.publish("x" * 90) == 0
 
 
@@ -356,10 +359,12 @@ def test_client_level_settings_may_differ_between_clients(make_client: Any) -> N
     "name", ["", "has space", "tag{x}", "a" * 201, "new\nline", "ümlaut"]
 )
 def test_invalid_topic_names_are_refused(
-    client: ReliableTopicClient, name: str
+    client: ReliableTopicClient, backend: redis.Redis, name: str
 ) -> None:
     with pytest.raises(ValueError, match="invalid topic name"):
         client.get_reliable_topic(name)
+
+    assert backend.keys("*") == []
 
 
 def test_a_non_string_topic_name_is_a_type_error(client: ReliableTopicClient) -> None:
