@@ -12,7 +12,11 @@ from .conftest import eventually
 from .helpers import Recorder
 
 PUBLISHERS = 4
-EACH = 60
+EACH = 40
+# Retention keeps a message at least this long, so BLOCK holds publishers back
+# while the listener, which must not lose a message, reads it. It must outlast
+# a scheduling hiccup of a loaded 2-core machine, or the listener falls behind.
+TTL = 0.2
 
 
 def _check_delivery(topic: Any, recorder: Recorder) -> None:
@@ -28,7 +32,7 @@ def _check_delivery(topic: Any, recorder: Recorder) -> None:
 def test_threads_publishing_under_block_keep_order_and_capacity(
     client: ReliableTopicClient,
 ) -> None:
-    config = ReliableTopicConfig(capacity=20, time_to_live=0.05, read_batch_size=20)
+    config = ReliableTopicConfig(capacity=20, time_to_live=TTL, read_batch_size=20)
     topic = client.get_reliable_topic("race", config)
     recorder = Recorder(FROM_OLDEST)
     topic.add_listener(recorder)
@@ -50,7 +54,7 @@ def test_threads_publishing_under_block_keep_order_and_capacity(
 
 
 def _publish_from_process(url: str, p: int) -> None:
-    config = ReliableTopicConfig(capacity=20, time_to_live=0.05, read_batch_size=20)
+    config = ReliableTopicConfig(capacity=20, time_to_live=TTL, read_batch_size=20)
     with ReliableTopicClient.from_url(url) as client:
         topic = client.get_reliable_topic("procs", config)
         for i in range(EACH):
@@ -61,7 +65,7 @@ def test_processes_publishing_under_block_keep_order_and_capacity(
     redis_server: Any,
 ) -> None:
     redis_server.client().flushdb()
-    config = ReliableTopicConfig(capacity=20, time_to_live=0.05, read_batch_size=20)
+    config = ReliableTopicConfig(capacity=20, time_to_live=TTL, read_batch_size=20)
     with ReliableTopicClient.from_url(redis_server.url) as client:
         topic = client.get_reliable_topic("procs", config)
         recorder = Recorder(FROM_OLDEST)
