@@ -37,6 +37,8 @@ _PICKLE = b"p"
 _dumps = json.JSONEncoder(
     ensure_ascii=False, allow_nan=False, separators=(",", ":")
 ).encode
+# json.loads would first sniff the encoding of bytes; ours are always UTF-8.
+_loads = json.JSONDecoder().decode
 
 
 class JsonCodec:
@@ -61,7 +63,7 @@ class JsonCodec:
 
     def decode(self, tag: bytes, payload: bytes) -> Any:
         if tag == _JSON:
-            return json.loads(payload)
+            return _loads(payload.decode())
         if tag == _BYTES:
             return payload
         raise ValueError(f"unknown codec tag {tag!r}")

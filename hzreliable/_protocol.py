@@ -246,11 +246,16 @@ class RingState:
 
 
 def decode_entry(
-    name: str, codec: Codec, entry: tuple[bytes, dict[bytes, bytes]]
+    name: str,
+    codec: Codec,
+    entry: tuple[bytes, dict[bytes, bytes]],
+    sequence: int | None = None,
 ) -> TopicMessage[Any] | MessageDecodeError:
-    """Decode one XREAD/XRANGE entry; a bad entry becomes an error value so
-    that the caller can route it through is_terminal."""
-    sequence = sequence_of(entry[0], name)
+    """Decode one XREAD/XRANGE entry (whose ``sequence`` the caller may know
+    already); a bad entry becomes an error value so that the caller can
+    route it through is_terminal."""
+    if sequence is None:
+        sequence = sequence_of(entry[0], name)
     fields = entry[1]
     try:
         payload = fields[b"d"]
@@ -294,10 +299,10 @@ class Cursor:
         """Move past ``entry`` and return its message, or the decoding error
         for the listener's ``is_terminal``: either way the entry is behind
         the listener, so a bad entry never holds up the ones after it."""
-        message = decode_entry(self.name, codec, entry)
-        self.next = sequence_of(entry[0], self.name) + 1
+        sequence = sequence_of(entry[0], self.name)
+        self.next = sequence + 1
         self.last = entry
-        return message
+        return decode_entry(self.name, codec, entry, sequence)
 
     def start(self, requested: int, state: RingState) -> StaleSequenceException | None:
         """Fix the start position; an error means the listener must end."""

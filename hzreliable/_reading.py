@@ -81,13 +81,27 @@ class ReadCache:
             self._entries.clear()
             self._epoch = batch.epoch
             self._newest = -1
-        for entry in batch.entries:
-            try:
-                sequence = sequence_of(entry[0])
-            except ForeignEntryError:
-                break  # the readers report it; nothing can follow it
-            self._entries[sequence] = entry
-            self._newest = max(self._newest, sequence)
+        entries = batch.entries
+        if not entries:
+            return
+        try:
+            first = sequence_of(entries[0][0])
+            last = sequence_of(entries[-1][0])
+        except ForeignEntryError:
+            first, last = 0, -1  # not contiguous: cache up to the foreign one
+        if last - first == len(entries) - 1:
+            # One read of a stream whose IDs are 0-(sequence+1) is contiguous
+            # (trimming only ever removes the oldest entries).
+            self._entries.update(zip(range(first, last + 1), entries, strict=True))
+            self._newest = max(self._newest, last)
+        else:
+            for entry in entries:
+                try:
+                    sequence = sequence_of(entry[0])
+                except ForeignEntryError:
+                    break  # the readers report it; nothing can follow it
+                self._entries[sequence] = entry
+                self._newest = max(self._newest, sequence)
         if len(self._entries) > 2 * self._keep:
             oldest = self._newest - self._keep
             self._entries = {s: e for s, e in self._entries.items() if s > oldest}
