@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from typing import Any
 
 import pytest
@@ -80,8 +81,12 @@ def test_shutdown_ends_every_listener_and_joins_its_thread(make_client: Any) -> 
     names = live_workers(client)
     assert len(names) == 3
 
+    started = time.monotonic()
     client.shutdown()
 
+    # Idle listeners sit in a blocking read of at most 0.5 s; a stop wakes
+    # the ones waiting on another's read at once.
+    assert time.monotonic() - started < 1.0
     assert [r.cancelled for r in recorders] == [1, 1, 1]
     assert not names & live_workers(client)
     with pytest.raises(RuntimeError, match="shut down"):
