@@ -121,6 +121,11 @@ class ReliableTopicProxy(TopicCore["ListenerRunner"]):
                 if not backoff.wait(error, client._closed):
                     client._check_open()
                 continue
+            except Exception:
+                # shutdown() closes the connections under a publish in flight,
+                # which fails in whatever way that leaves it: say why instead.
+                client._check_open()
+                raise
             outcome = read_publish_reply(self._name, config, reply)
             if outcome.sequences is not None:
                 self._published_now(outcome.sequences)

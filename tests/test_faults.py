@@ -3,6 +3,7 @@ outages, paused servers, replication and ACLs."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 import threading
 import time
@@ -290,6 +291,66 @@ def test_a_publish_retried_after_a_lost_reply_is_stored_once(
         assert len(stored) <= 1
     assert topic.ringbuffer.tail_sequence() <= 1
     client.shutdown()
+
+
+@pytest.mark.parametrize("made", ["from_url", "redis.Redis"])
+def test_a_publish_in_flight_during_shutdown_says_so(
+    fresh_server: RedisServer,
+    made: str,
+    connect: Callable[..., Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    client = connect(fresh_server, made)
+    topic = client.get_reliable_topic("in-flight")
+    topic.publish("warm-up")
+    sending = _signal_script_calls(client, monkeypatch)
+    admin = fresh_server.client()
+    finish = _pause(admin, "busy-script")  # no replies for 0.6 s
+    outcome: list[Any] = []
+
+    def publish() -> None:
+        try:
+            outcome.append(topic.publish("raced"))
+        except BaseException as error:
+            outcome.append(error)
+
+    thread = threading.Thread(target=publish)
+    thread.start()
+    assert sending.wait(5)
+    client.shutdown()  # closes the connection the publish waits on
+    thread.join(10)
+    finish()
+
+    assert not thread.is_alive()
+    # Either the publish got out before the close and is stored, or it says
+    # the client was shut down: never an error from a connection torn away.
+    (result,) = outcome
+    if isinstance(result, BaseException):
+        assert isinstance(result, RuntimeError), repr(result)
+        assert "shut down" in str(result)
+    else:
+        assert result == 1
+        stream = TopicKeys.of("in-flight").stream
+        assert fresh_server.client().xlen(stream) == 2
+
+
+def _signal_script_calls(client: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """An event set when the client next sends a script (either API)."""
+    inner = getattr(client, "inner", client)  # the asyncio client of a facade
+    original = inner._script
+    sending = threading.Event()
+
+    async def signal_async(*args: Any) -> Any:
+        sending.set()
+        return await original(*args)
+
+    def signal(*args: Any) -> Any:
+        sending.set()
+        return original(*args)
+
+    coroutine = asyncio.iscoroutinefunction(original)
+    monkeypatch.setattr(inner, "_script", signal_async if coroutine else signal)
+    return sending
 
 
 def test_a_restart_without_persistence_is_a_reset(
