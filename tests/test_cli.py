@@ -75,11 +75,11 @@ def stored(server: RedisServer, name: str) -> list[Any]:
 class Running:
     """A command left running, its output collected line by line."""
 
-    def __init__(self, *args: str, url: str) -> None:
+    def __init__(self, *args: str, url: str, stdin: bool = False) -> None:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "hzreliable", *args],
             env=_env(url),
-            stdin=subprocess.DEVNULL,
+            stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -96,6 +96,16 @@ class Running:
         ]
         for reader in self._readers:
             reader.start()
+
+    def send(self, text: str) -> None:
+        """Write ``text`` to the command's stdin (started with stdin=True)."""
+        assert self.process.stdin is not None
+        self.process.stdin.write(text)
+        self.process.stdin.flush()
+
+    def close_stdin(self) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.close()
 
     def stderr_with(self, text: str, timeout: float = 20) -> str:
         line: str = eventually(
@@ -123,6 +133,8 @@ class Running:
         if self.process.poll() is None:
             self.process.kill()
             self.process.wait(10)
+        if self.process.stdin is not None and not self.process.stdin.closed:
+            self.process.stdin.close()
 
 
 def _collect(stream: IO[str] | None, lines: list[str]) -> None:
@@ -390,6 +402,96 @@ def test_tail_exits_130_on_ctrl_c(url: str, running: list[Running]) -> None:
     assert not any("Traceback" in line for line in tail.err), tail.err
 
 
+# ------------------------------------------------- Redis failing mid-command
+
+RETRY_WARNING = re.compile(r"^hzreliable: warning: topic '\w+': publish failed .*")
+
+
+@pytest.mark.redis
+def test_publish_ends_with_exit_1_when_redis_dies_between_stdin_lines(
+    fresh_server: RedisServer, running: list[Running]
+) -> None:
+    publish = Running("publish", "lines", "-", url=fresh_server.url, stdin=True)
+    running.append(publish)
+    publish.send("first\n")
+    publish.stdout_lines(1)
+
+    fresh_server.kill()
+    publish.send("second\n")
+    publish.close_stdin()
+
+    assert publish.finish() == 1, publish.err
+    assert publish.out == ["0"]  # what reached Redis, and nothing more
+    assert not any("Traceback" in line for line in publish.err), publish.err
+    *retries, error = publish.err
+    assert error.startswith("hzreliable: Redis failed: "), publish.err
+    # The retries promised in docs/cli.md come first, one warning each.
+    assert len(retries) == 3, publish.err
+    assert all(RETRY_WARNING.match(line) for line in retries), publish.err
+
+
+@pytest.mark.redis
+def test_tail_waiting_for_its_topic_ends_with_exit_1_when_redis_dies(
+    fresh_server: RedisServer, running: list[Running]
+) -> None:
+    tail = Running("tail", "later", url=fresh_server.url)
+    running.append(tail)
+    tail.stderr_with("waiting for topic later")
+
+    fresh_server.kill()
+
+    assert tail.finish() == 1, tail.err
+    assert tail.out == []
+    assert len(tail.err) == 2, tail.err  # the waiting note, then the error
+    assert tail.err[1].startswith("hzreliable: Redis failed: "), tail.err
+
+
+@pytest.mark.redis
+def test_a_listening_tail_retries_through_a_redis_restart(
+    fresh_server: RedisServer, running: list[Running]
+) -> None:
+    url = fresh_server.url
+    ok("publish", "live", "before", url=url)
+    tail = Running("tail", "live", "--count", "1", url=url)
+    running.append(tail)
+    tail.stderr_with("listening on live from 1")
+
+    fresh_server.kill()
+    tail.stderr_with("listener read failed")
+    assert tail.process.poll() is None  # a lost connection does not end it
+    fresh_server.start()
+    tail.stderr_with("listener read recovered")
+    # The server keeps nothing across a restart, so the topic comes back
+    # new: a tolerant tail starts at its first message.
+    ok("publish", "live", "after", url=url)
+
+    assert tail.finish() == 0, tail.err
+    assert [line.split("  ")[::2] for line in tail.out] == [["0", '"after"']]
+    assert any("was reset" in line for line in tail.err), tail.err
+    assert not any("Traceback" in line for line in tail.err), tail.err
+
+
+@pytest.mark.redis
+def test_a_strict_tail_ends_with_exit_1_when_a_restart_reset_its_topic(
+    fresh_server: RedisServer, running: list[Running]
+) -> None:
+    url = fresh_server.url
+    ok("publish", "live", "before", url=url)
+    tail = Running("tail", "live", "--strict", url=url)
+    running.append(tail)
+    tail.stderr_with("listening on live from 1")
+
+    fresh_server.kill()
+    tail.stderr_with("listener read failed")
+    fresh_server.start()
+
+    assert tail.finish() == 1, tail.err
+    assert tail.out == []
+    assert tail.err[-1].startswith("hzreliable: tail ended:"), tail.err
+    assert "reset" in tail.err[-1]
+    assert not any("Traceback" in line for line in tail.err), tail.err
+
+
 # ------------------------------------------------------------------- errors
 
 
@@ -436,15 +538,19 @@ def test_user_mistakes_are_one_line_and_exit_2(args: list[str], expected: str) -
 # ------------------------------------------------------------ console script
 
 
+SCRIPTS = Path(sys.executable).parent
+"""Where the venv installed the ``hzreliable`` console script."""
+
+
 @pytest.mark.redis
-def test_the_installed_console_script_works(url: str) -> None:
-    script = Path(sys.executable).parent / "hzreliable"
+def test_the_installed_console_script_works(fresh_server: RedisServer) -> None:
+    script = SCRIPTS / "hzreliable"
     assert script.exists(), f"{script} missing: pip install -e '.[dev]' first"
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [str(script), *args],
-            env=_env(url),
+            env=_env(fresh_server.url),
             capture_output=True,
             text=True,
             timeout=60,
@@ -452,12 +558,104 @@ def test_the_installed_console_script_works(url: str) -> None:
         )
 
     published = run("publish", "orders", '{"n": 1}')
+    run("publish", "orders", "second")
     info = run("info", "orders", "--json")
     missing = run("info", "ghost")
+    tailed = run("tail", "orders", "--from", "oldest", "--count", "2", "--json")
+    admin = fresh_server.client()
+    connections = admin.info("stats")["total_connections_received"]
+    demo = run("demo", "--embedded", "--json")
+    connected = admin.info("stats")["total_connections_received"] - connections
 
     assert (published.returncode, published.stdout) == (0, "0\n"), published.stderr
-    assert json.loads(info.stdout)["size"] == 1
+    assert json.loads(info.stdout)["size"] == 2
     assert "does not exist" in assert_one_line_error(missing, 1)
+    assert tailed.returncode == 0, tailed.stderr
+    assert [
+        (r["sequence"], r["message"])
+        for r in map(json.loads, tailed.stdout.splitlines())
+    ] == [(0, {"n": 1}), (1, "second")]
+    assert demo.returncode == 0, demo.stderr
+    summary = json.loads(demo.stdout)
+    assert (summary["embedded"], summary["redis"]) == (True, None)
+    assert summary["published"] == [0, 1, 2]
+    # --embedded keeps the tour off the Redis that REDIS_URL names; the
+    # tour deletes its topics, so only the server's counter can tell (a
+    # server of the test's own, so no other client moves it).
+    assert connected == 0
+
+
+# ---------------------------------------------------------------- the docs
+
+CLI_DOC = ROOT / "docs" / "cli.md"
+CONSOLE_BLOCK = re.compile(r"^```console\n(.*?)^```", re.DOTALL | re.MULTILINE)
+ISO_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+00:00")
+VARYING_KEYS = {"publish_time"}
+"""JSON fields whose value differs from run to run: only the type must match."""
+
+
+def console_examples(text: str) -> list[tuple[str, list[str]]]:
+    """Each ``$ command`` of the console blocks, with the lines it prints."""
+    examples: list[tuple[str, list[str]]] = []
+    for block in CONSOLE_BLOCK.findall(text):
+        for line in block.splitlines():
+            if line.startswith("$ "):
+                examples.append((line[2:], []))
+            else:
+                examples[-1][1].append(line)
+    return examples
+
+
+def comparable(value: Any) -> Any:
+    """``value`` with the type of every scalar beside it (0 and 0.0, 1 and
+    True differ) and the varying fields reduced to their type."""
+    if isinstance(value, dict):
+        return {
+            key: type(item).__name__ if key in VARYING_KEYS else comparable(item)
+            for key, item in value.items()
+        }
+    if isinstance(value, list):
+        return [comparable(item) for item in value]
+    return (type(value).__name__, value)
+
+
+def comparable_line(line: str) -> Any:
+    if line.startswith("{"):
+        return comparable(json.loads(line))
+    return ISO_TIME.sub("<time>", line)
+
+
+@pytest.mark.redis
+def test_the_console_examples_in_the_docs_are_what_the_cli_prints(
+    fresh_server: RedisServer, tmp_path: Path
+) -> None:
+    examples = console_examples(CLI_DOC.read_text())
+    # Run as a reader would paste them: by a shell, on an empty server,
+    # in order, with stderr in the same stream as stdout.
+    env = _env(fresh_server.url)
+    env["PATH"] = f"{SCRIPTS}{os.pathsep}{env.get('PATH', '')}"
+
+    for command, documented in examples:
+        result = subprocess.run(
+            ["bash", "-o", "pipefail", "-c", command],
+            env=env,
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+        assert result.returncode == 0, (command, result.stdout)
+        printed = result.stdout.splitlines()
+        drift = f"{command!r}: docs/cli.md shows {documented}, the CLI {printed}"
+        assert [comparable_line(line) for line in printed] == [
+            comparable_line(line) for line in documented
+        ], drift
+
+    shown = {command.partition("hzreliable ")[2].split()[0] for command, _ in examples}
+    assert shown >= {"publish", "tail", "info"}, shown
 
 
 @pytest.mark.redis

@@ -160,6 +160,9 @@ def test_a_crash_and_restart_with_aof_loses_and_repeats_nothing(
     client.shutdown()
 
 
+RETRY_LOG = re.compile(r"listener read failed .*; retry (\d+) in ([\d.]+)s")
+
+
 def _sync(server: RedisServer) -> ReliableTopicClient:
     return ReliableTopicClient.from_url(server.url)
 
@@ -180,9 +183,22 @@ def test_a_minute_long_outage_is_survived(
     eventually(lambda: len(recorder.messages) == 10, timeout=30)
     assert recorder.received == list(range(10))
     assert recorder.cancelled == 0
-    retries = [r for r in caplog.records if "retry" in r.getMessage()]
-    # Capped backoff: a bounded number of attempts, not a hot loop.
-    assert 5 < len(retries) < 200
+    attempts = [
+        (int(found[1]), float(found[2]))
+        for r in caplog.records
+        if r.levelname == "WARNING"
+        and (
+            found := re.search(
+                r"listener read failed .*; retry (\d+) in ([\d.]+)s", r.getMessage()
+            )
+        )
+    ]
+    # Capped backoff, each attempt numbered and its delay stated: a bounded
+    # number of attempts, not a hot loop.
+    assert 5 < len(attempts) < 200
+    assert [number for number, _ in attempts] == list(range(1, len(attempts) + 1))
+    assert max(delay for _, delay in attempts) <= 2.0
+    assert "recovered after" in caplog.text
     client.shutdown()
 
 
