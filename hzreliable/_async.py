@@ -289,6 +289,11 @@ class ReliableTopic(TopicCore["_Runner"]):
                     raise
                 await self._wait_closed(backoff.next_delay(error))
                 continue
+            except Exception:
+                # shutdown() closes the connections under a publish in flight,
+                # which fails in whatever way that leaves it: say why instead.
+                client._check_open()
+                raise
             outcome = read_publish_reply(self._name, config, reply)
             if outcome.sequences is not None:
                 self._published_now(outcome.sequences)
@@ -381,6 +386,9 @@ class ReliableTopic(TopicCore["_Runner"]):
             if problem is not None:
                 raise problem
             for entry in entries:
+                # Between two messages of one batch too, as a listener's
+                # delivery stops before its next message on shutdown.
+                self._client._check_open()
                 message = cursor.take(self._client._codec, entry)
                 if isinstance(message, MessageDecodeError):
                     raise message
