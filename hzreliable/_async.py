@@ -362,7 +362,8 @@ class ReliableTopic(TopicCore["_Runner"]):
         ``start`` is an initial sequence as for a listener (fixed when the
         iteration begins). A gap raises :class:`StaleSequenceException`
         unless ``loss_tolerant``; an entry that cannot be decoded raises
-        :class:`MessageDecodeError`. Leaving the loop releases everything.
+        :class:`MessageDecodeError`. Leaving the loop releases everything;
+        once the client shuts down, the next step raises ``RuntimeError``.
         """
         self._client._check_open()
         requested = check_initial_sequence(start)
