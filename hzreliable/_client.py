@@ -119,6 +119,11 @@ def private_twin(client: Any) -> Any:
     kwargs["decode_responses"] = False
     if retry is not None:
         kwargs["retry"] = type(retry)(NoBackoff(), 0)
+    # The pool's own limits (how many connections, how long to wait for one
+    # in a blocking pool) carry over too.
+    kwargs["max_connections"] = pool.max_connections
+    if hasattr(pool, "timeout"):
+        kwargs["timeout"] = pool.timeout
     args: tuple[Any, ...] = ()
     if hasattr(pool, "sentinel_manager"):
         # A Sentinel pool finds its server through the sentinels; the twin

@@ -12,7 +12,7 @@ import fakeredis
 import pytest
 import redis
 import redis.asyncio
-from redis.backoff import NoBackoff
+from redis.backoff import ExponentialBackoff, NoBackoff
 from redis.exceptions import ResponseError
 from redis.retry import Retry
 
@@ -147,4 +147,29 @@ def test_a_retrying_client_gets_a_private_pool_closed_on_shutdown(
     assert all(c._sock is None for c in pool._available_connections)
     assert r.connection_pool.connection_kwargs["retry"].get_retries() > 0
     assert r.ping()
+    r.close()
+
+
+@pytest.mark.redis
+def test_the_private_pool_keeps_the_caller_s_pool_limits(
+    redis_server: RedisServer,
+) -> None:
+    pool: redis.BlockingConnectionPool = redis.BlockingConnectionPool(  # type: ignore[no-untyped-call]
+        host=redis_server.host,
+        port=redis_server.port,
+        max_connections=3,
+        timeout=7,
+        retry=Retry(ExponentialBackoff(), 3),  # so hzreliable makes its own pool
+    )
+    r = redis.Redis(connection_pool=pool)
+    client = ReliableTopicClient(r)
+    private = client.redis
+    assert isinstance(private, redis.Redis)
+
+    assert type(private.connection_pool) is redis.BlockingConnectionPool
+    assert private.connection_pool is not pool
+    assert private.connection_pool.max_connections == 3
+    assert private.connection_pool.timeout == 7
+    assert client.get_reliable_topic("limited").publish("x") == 0
+    client.shutdown()
     r.close()
