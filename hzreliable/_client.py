@@ -29,7 +29,7 @@ from ._protocol import (
 from ._runner import ListenerRunner
 from ._scripts import ENSURE, LuaScript
 from ._topic import ReliableTopicProxy
-from ._wire import Wire, pack
+from ._wire import Wire, of_redis_py, pack
 
 logger = logging.getLogger(__name__)
 
@@ -111,10 +111,8 @@ def private_twin(client: Any) -> Any:
     kwargs = dict(pool.connection_kwargs)
     retry = kwargs.get("retry")
     retries = retry is not None and retry.get_retries() > 0
-    # Test doubles such as fakeredis never lose a connection: only redis-py's
-    # own connection classes need their retries turned off.
-    own_class = getattr(pool, "connection_class", type).__module__.startswith("redis.")
-    if not kwargs.get("decode_responses") and not (retries and own_class):
+    # Only redis-py's own connections lose a socket and retry on it.
+    if not kwargs.get("decode_responses") and not (retries and of_redis_py(pool)):
         return None
     kwargs["decode_responses"] = False
     if retry is not None:

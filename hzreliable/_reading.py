@@ -87,11 +87,12 @@ class ReadCache:
         try:
             first = sequence_of(entries[0][0])
             last = sequence_of(entries[-1][0])
+            # Contiguous unless another tool deleted an entry in between:
+            # trimming only ever removes the oldest ones.
+            contiguous = last - first == len(entries) - 1
         except ForeignEntryError:
-            first, last = 0, -1  # not contiguous: cache up to the foreign one
-        if last - first == len(entries) - 1:
-            # One read of a stream whose IDs are 0-(sequence+1) is contiguous
-            # (trimming only ever removes the oldest entries).
+            contiguous = False
+        if contiguous:
             self._entries.update(zip(range(first, last + 1), entries, strict=True))
             self._newest = max(self._newest, last)
         else:

@@ -15,9 +15,9 @@ reply may still be on its way), and the error propagates to hzreliable's own
 retries; an error reply (``ResponseError``) leaves the connection usable.
 A kept connection that the server closed while it sat idle (a restart,
 ``CLIENT KILL``, an idle timeout) is what a pool would have noticed before
-handing it out: the command goes once more on a new connection. Every
-command hzreliable sends this way is safe to repeat: its scripts only read,
-create what is missing, or store a publish at most once.
+handing it out: the same connection reconnects and sends the command once
+more. Every command hzreliable sends this way is safe to repeat: its scripts
+only read, create what is missing, or store a publish at most once.
 """
 
 from __future__ import annotations
@@ -44,18 +44,21 @@ def pack(args: list[Any]) -> bytes:
     return b"".join(parts)
 
 
+def of_redis_py(pool: Any) -> bool:
+    """Does ``pool`` make redis-py's own connections? A test double (such as
+    fakeredis) or a class of the caller's own may not speak RESP on a real
+    socket, and never loses a connection the way a socket does."""
+    connection_class = getattr(pool, "connection_class", None)
+    return isinstance(
+        connection_class, type
+    ) and connection_class.__module__.startswith("redis.")
+
+
 def _eligible(client: Any, connection_base: type) -> bool:
     pool = getattr(client, "connection_pool", None)
     if pool is None or getattr(pool, "cache", None) is not None:
         return False
-    connection_class = getattr(pool, "connection_class", None)
-    return (
-        isinstance(connection_class, type)
-        and issubclass(connection_class, connection_base)
-        # Only redis-py's own classes: a test double or a custom class may
-        # not speak RESP on a real socket.
-        and connection_class.__module__.startswith("redis.")
-    )
+    return of_redis_py(pool) and issubclass(pool.connection_class, connection_base)
 
 
 class Wire:
@@ -80,25 +83,14 @@ class Wire:
         """Send one packed command and return its raw reply."""
         connection, kept = self._take()
         try:
-            return self._exchange(connection, command)
-        except RedisConnectionError:
-            if not kept:
-                raise
-        return self._exchange(self._pool.get_connection(), command)
-
-    def _exchange(self, connection: Any, command: bytes) -> Any:
-        try:
-            connection.send_packed_command([command], check_health=False)
-            reply = connection.read_response()
-        except ResponseError:
+            try:
+                return _exchange(connection, command)
+            except RedisConnectionError:
+                if not kept:
+                    raise
+            return _exchange(connection, command)  # reconnects: once more
+        finally:
             self._give(connection)
-            raise
-        except BaseException:
-            connection.disconnect()
-            self._give(connection)
-            raise
-        self._give(connection)
-        return reply
 
     def close(self) -> None:
         """Hand every kept connection back to the pool."""
@@ -125,6 +117,19 @@ class Wire:
                 self._idle.append(connection)
 
 
+def _exchange(connection: Any, command: bytes) -> Any:
+    try:
+        connection.send_packed_command([command], check_health=False)
+        return connection.read_response()
+    except ResponseError:
+        raise  # a whole reply was read: the connection is fine
+    except BaseException:
+        # Failed mid-command: a reply may still be on its way, so the
+        # socket must not be read again.
+        connection.disconnect()
+        raise
+
+
 class AsyncWire:
     """Sends packed commands for a ``redis.asyncio.Redis``, on one loop."""
 
@@ -143,32 +148,32 @@ class AsyncWire:
 
     async def call(self, command: bytes) -> Any:
         """Send one packed command and return its raw reply."""
-        connection = self._idle.pop() if self._idle else None
-        if connection is not None:
-            try:
-                return await self._exchange(connection, command)
-            except RedisConnectionError:
-                pass  # closed while kept: once more on a new connection
-        connection = await self._pool.get_connection()
-        return await self._exchange(connection, command)
-
-    async def _exchange(self, connection: Any, command: bytes) -> Any:
+        kept = bool(self._idle)
+        connection = self._idle.pop() if kept else await self._pool.get_connection()
         try:
-            await connection.send_packed_command([command], check_health=False)
-            reply = await connection.read_response()
-        except ResponseError:
+            try:
+                return await _exchange_async(connection, command)
+            except RedisConnectionError:
+                if not kept:
+                    raise
+            return await _exchange_async(connection, command)  # reconnects
+        finally:
             self._idle.append(connection)
-            raise
-        except BaseException:
-            # Cancelled or failed mid-command: the reply may still come.
-            await connection.disconnect()
-            self._idle.append(connection)
-            raise
-        self._idle.append(connection)
-        return reply
 
     async def close(self) -> None:
         """Hand every kept connection back to the pool."""
         idle, self._idle = self._idle, []
         for connection in idle:
             await self._pool.release(connection)
+
+
+async def _exchange_async(connection: Any, command: bytes) -> Any:
+    try:
+        await connection.send_packed_command([command], check_health=False)
+        return await connection.read_response()
+    except ResponseError:
+        raise
+    except BaseException:
+        # Cancelled or failed mid-command: the reply may still come.
+        await connection.disconnect()
+        raise

@@ -62,10 +62,12 @@ def test_an_error_reply_keeps_the_connection_and_a_failure_drops_it(
     assert kept._sock is not None  # an error reply is a complete reply
 
     killed = wire.call(pack(["CLIENT", "ID"]))
+    stale = kept._sock
     r.client_kill_filter(_id=str(killed))
-    # The kept connection was closed while idle: once more on a new one.
+    # The kept connection was closed while idle: it reconnects, once more.
     assert wire.call(pack(["CLIENT", "ID"])) != killed
-    assert kept._sock is None  # dropped, so nothing stale is read later
+    assert kept._sock is not stale  # dropped, so nothing stale is read later
+    assert wire._idle == [kept]  # and no second connection is held for it
     wire.close()
     r.close()
 
@@ -76,10 +78,13 @@ def test_a_failure_on_a_new_connection_propagates(fresh_server: RedisServer) -> 
     wire = Wire.of(r)
     assert wire is not None
     assert wire.call(pack(["PING"])) == b"PONG"
+    (kept,) = wire._idle
     fresh_server.kill()
 
     with pytest.raises(redis.ConnectionError):
         wire.call(pack(["PING"]))
+    assert kept._sock is None  # dropped, so nothing stale is read later
+    assert wire._idle == [kept]
     wire.close()
     r.close()
 
