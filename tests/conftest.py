@@ -87,26 +87,38 @@ def api(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
+class Clients:
+    """Clients of one API ("sync" or "asyncio", the latter through a facade
+    with the threaded interface), all shut down by :meth:`close`."""
+
+    def __init__(self, api: str) -> None:
+        self.loop = LoopThread() if api == "asyncio" else None
+        self.made: list[Any] = []
+
+    def make(self, redis_client: redis.Redis | None = None, **kwargs: Any) -> Any:
+        """A client around ``redis_client``, or opened from ``url=``."""
+        client: Any
+        if self.loop is None:
+            client = ReliableTopicClient(redis_client, **kwargs)
+        else:
+            client = AsyncClientFacade(self.loop, redis_client, **kwargs)
+        self.made.append(client)
+        return client
+
+    def close(self) -> None:
+        for client in self.made:
+            client.shutdown()
+        if self.loop is not None:
+            self.loop.close()
+
+
 @pytest.fixture
 def make_client(backend: redis.Redis, api: str) -> Iterator[Callable[..., Any]]:
     """Make clients of the chosen API on the backend; all are shut down
     after the test."""
-    made: list[Any] = []
-    loop = LoopThread() if api == "asyncio" else None
-
-    def make(**kwargs: Any) -> Any:
-        if loop is None:
-            client: Any = ReliableTopicClient(backend, **kwargs)
-        else:
-            client = AsyncClientFacade(loop, backend, **kwargs)
-        made.append(client)
-        return client
-
-    yield make
-    for client in made:
-        client.shutdown()
-    if loop is not None:
-        loop.close()
+    clients = Clients(api)
+    yield lambda **kwargs: clients.make(backend, **kwargs)
+    clients.close()
 
 
 @pytest.fixture

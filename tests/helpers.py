@@ -1,14 +1,39 @@
-"""A listener that records what happens to it."""
+"""Test helpers: a listener that records what happens to it, and more."""
 
 from __future__ import annotations
 
 import asyncio
 import inspect
+import subprocess
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from hzreliable import FROM_LATEST, ReliableMessageListener, TopicMessage
+
+ROOT = Path(__file__).resolve().parent.parent
+"""The repository's top folder."""
+
+
+def run_command(
+    command: list[str],
+    env: dict[str, str],
+    stdin: str | None = None,
+    timeout: float = 120,
+) -> subprocess.CompletedProcess[str]:
+    """Run ``command`` from the repository's top folder and return what it
+    printed, as text, whatever its exit code."""
+    return subprocess.run(
+        command,
+        env=env,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        cwd=ROOT,
+    )
 
 
 def worker_name() -> str:

@@ -18,9 +18,9 @@ import pytest
 from hzreliable import ReliableTopicClient, ReliableTopicConfig
 
 from .conftest import eventually
+from .helpers import ROOT, run_command
 from .servers import RedisServer
 
-ROOT = Path(__file__).resolve().parent.parent
 UNREACHABLE = "redis://127.0.0.1:1/0"
 TAIL_LINE = re.compile(r"^(\d+)  (\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+00:00)  (.*)$")
 
@@ -37,16 +37,8 @@ def cli(
     *args: str, url: str | None = None, stdin: str | None = None
 ) -> subprocess.CompletedProcess[str]:
     """``python -m hzreliable ARGS`` with REDIS_URL set to ``url``."""
-    return subprocess.run(
-        [sys.executable, "-m", "hzreliable", *args],
-        env=_env(url),
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        cwd=ROOT,
-    )
+    command = [sys.executable, "-m", "hzreliable", *args]
+    return run_command(command, _env(url), stdin, timeout=60)
 
 
 def ok(*args: str, url: str, stdin: str | None = None) -> str:
@@ -446,18 +438,26 @@ def test_tail_waiting_for_its_topic_ends_with_exit_1_when_redis_dies(
     assert tail.err[1].startswith("hzreliable: Redis failed: "), tail.err
 
 
+def _tail_losing_its_server(
+    server: RedisServer, running: list[Running], *options: str
+) -> Running:
+    """A tail listening on 'live' (one message in) whose server just died
+    and which has said so."""
+    ok("publish", "live", "before", url=server.url)
+    tail = Running("tail", "live", *options, url=server.url)
+    running.append(tail)
+    tail.stderr_with("listening on live from 1")
+    server.kill()
+    tail.stderr_with("listener read failed")
+    return tail
+
+
 @pytest.mark.redis
 def test_a_listening_tail_retries_through_a_redis_restart(
     fresh_server: RedisServer, running: list[Running]
 ) -> None:
     url = fresh_server.url
-    ok("publish", "live", "before", url=url)
-    tail = Running("tail", "live", "--count", "1", url=url)
-    running.append(tail)
-    tail.stderr_with("listening on live from 1")
-
-    fresh_server.kill()
-    tail.stderr_with("listener read failed")
+    tail = _tail_losing_its_server(fresh_server, running, "--count", "1")
     assert tail.process.poll() is None  # a lost connection does not end it
     fresh_server.start()
     tail.stderr_with("listener read recovered")
@@ -475,14 +475,7 @@ def test_a_listening_tail_retries_through_a_redis_restart(
 def test_a_strict_tail_ends_with_exit_1_when_a_restart_reset_its_topic(
     fresh_server: RedisServer, running: list[Running]
 ) -> None:
-    url = fresh_server.url
-    ok("publish", "live", "before", url=url)
-    tail = Running("tail", "live", "--strict", url=url)
-    running.append(tail)
-    tail.stderr_with("listening on live from 1")
-
-    fresh_server.kill()
-    tail.stderr_with("listener read failed")
+    tail = _tail_losing_its_server(fresh_server, running, "--strict")
     fresh_server.start()
 
     assert tail.finish() == 1, tail.err
@@ -548,14 +541,7 @@ def test_the_installed_console_script_works(fresh_server: RedisServer) -> None:
     assert script.exists(), f"{script} missing: pip install -e '.[dev]' first"
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [str(script), *args],
-            env=_env(fresh_server.url),
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        return run_command([str(script), *args], _env(fresh_server.url), timeout=60)
 
     published = run("publish", "orders", '{"n": 1}')
     run("publish", "orders", "second")

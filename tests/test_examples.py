@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from .helpers import ROOT, run_command
+
 SPEC = ROOT / "examples" / "spec"
 
 
@@ -21,15 +22,7 @@ def python(
     env = dict(os.environ, **extra_env)
     if server is not None:
         env["REDIS_URL"] = server.url
-    return subprocess.run(
-        [sys.executable, *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-        cwd=ROOT,
-    )
+    return run_command([sys.executable, *args], env)
 
 
 def run(server: Any, *args: str) -> str:

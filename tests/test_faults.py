@@ -23,8 +23,7 @@ from hzreliable import (
 )
 from hzreliable._protocol import TopicKeys
 
-from .async_facade import AsyncClientFacade, LoopThread
-from .conftest import eventually
+from .conftest import Clients, eventually
 from .helpers import Recorder
 from .servers import RedisServer
 
@@ -43,33 +42,18 @@ def aof_server(fresh_server: RedisServer) -> RedisServer:
 def connect(request: pytest.FixtureRequest) -> Iterator[Callable[..., Any]]:
     """Make clients of one API on a server: opened from its URL, or around
     the caller's own ``redis.Redis`` (with redis-py's default retries)."""
-    loop = LoopThread() if request.param == "asyncio" else None
-    made: list[Any] = []
+    clients = Clients(request.param)
 
     def connect(
         server: RedisServer, made_by: str = "from_url", socket_timeout: float = 5
     ) -> Any:
-        client: Any
         if made_by == "from_url":
-            if loop is None:
-                client = ReliableTopicClient.from_url(server.url)
-            else:
-                client = AsyncClientFacade(loop, None, url=server.url)
-        else:
-            own = redis.Redis(port=server.port, socket_timeout=socket_timeout)
-            client = (
-                ReliableTopicClient(own)
-                if loop is None
-                else AsyncClientFacade(loop, own)
-            )
-        made.append(client)
-        return client
+            return clients.make(url=server.url)
+        own = redis.Redis(port=server.port, socket_timeout=socket_timeout)
+        return clients.make(own)
 
     yield connect
-    for client in made:
-        client.shutdown()
-    if loop is not None:
-        loop.close()
+    clients.close()
 
 
 def _listen(
