@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 
 from .conftest import eventually
+from .helpers import run_command
 from .servers import RedisServer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -398,3 +399,28 @@ def test_a_position_beyond_the_topic_ends_the_consumer_loudly(
     assert code == 1, "\n".join(lines)
     assert any("TopicResetException" in line for line in lines), lines
     assert next_sequence(state) == 50
+
+
+# ---------------------------------------------------- the test profile's Redis
+
+
+@pytest.mark.redis
+def test_the_behaviour_tests_run_on_the_redis_the_profile_names(
+    fresh_server: RedisServer,
+) -> None:
+    # The compose test profile points HZRELIABLE_TEST_REDIS_URL at its Redis;
+    # the real-server half of a behaviour test must then run there, in the
+    # database named, and nowhere else.
+    fresh_server.client(db=0).set("left-alone", "yes")
+    env = dict(os.environ, HZRELIABLE_TEST_REDIS_URL=f"{fresh_server.url[:-2]}/15")
+    test = "tests/test_publish.py::test_sequences_are_contiguous_from_zero"
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", test]
+    result = run_command(command, env)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "4 passed" in result.stdout  # fakeredis and real, each API
+    assert "skipped" not in result.stdout
+    stats = fresh_server.client().info("commandstats")
+    assert stats["cmdstat_evalsha"]["calls"] > 0
+    assert fresh_server.client(db=15).keys("hzreliable:*")  # its topic
+    assert fresh_server.client(db=0).get("left-alone") == b"yes"
